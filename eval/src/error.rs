@@ -6,6 +6,13 @@ use std::path::PathBuf;
 pub enum EvalError {
     #[error("{instance_id}: unknown log_parser `{name}`; use one of SWE-bench's parse_log_* names (e.g. parse_log_pytest)")]
     UnknownParser { instance_id: String, name: String },
+    #[error("{instance_id}: unknown eval_type {value}; use `pass_and_fail` or `fail_only`")]
+    UnknownEvalType { instance_id: String, value: String },
+    #[error("{instance_id}: {crash}; no report is written, as SWE-bench 5.0.2 writes none (see docs/grading.md)")]
+    ParserCrash {
+        instance_id: String,
+        crash: crate::parsers::ParserCrash,
+    },
     #[error("{instance_id}: no log parser is known for repo `{repo}`; set the dataset's `log_parser` field")]
     NoParser { instance_id: String, repo: String },
     #[error("{instance_id}: the dataset has no eval_script and no test command is known for repo `{repo}`; add an `eval_script` (or a `log_parser`) to the dataset")]

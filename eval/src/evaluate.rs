@@ -1,5 +1,6 @@
-//! Evaluating one instance in a fresh container: apply the patch with the four-step
-//! cascade, run the eval script under a timeout, parse the log, grade, write the files.
+//! Evaluating one instance in a fresh container, as SWE-bench 5.0.2's `run_instance`
+//! (`harness/run_evaluation.py`): apply the patch with the official cascade, run the eval
+//! script under a timeout, grade the log; plus the hardened verdict beside it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,23 +8,29 @@ use std::time::Duration;
 use cwm_datasets::Instance;
 use cwm_env::{Container, ContainerConfig, Docker};
 
+use cwm_datasets::Prediction;
+
 use crate::error::EvalError;
-use crate::grading::{grade, resolution, ResolvedStatus};
-use crate::log::parse_test_log;
-use crate::parsers::{self, Parser};
+use crate::grading::EvalType;
+use crate::hardened::{self, Flag, Hardened, HARDENED_FILE};
+use crate::official::{eval_type_for, official_eval_script, parser_for, report_for_log};
+use crate::parsers::Parser;
 use crate::report::{write_atomic, InstanceReport};
 use crate::script::eval_script;
+use crate::summary::{INSTANCE_LOG_FILE, REPORT_FILE, TEST_OUTPUT_FILE};
 
 /// Where the patch goes inside the container, as upstream.
 pub const CONTAINER_PATCH_FILE: &str = "/tmp/patch.diff";
 const CONTAINER_EVAL_SCRIPT: &str = "/eval.sh";
 /// The official apply cascade, tried in order until one succeeds.
 pub const APPLY_COMMANDS: [&str; 4] = [
-    "git apply -v",
-    "git apply -v --3way",
-    "git apply -v --reject",
-    "patch --batch --fuzz=5 -p1 -i",
+    "git apply --verbose",
+    "git apply --verbose --3way",
+    "git apply --verbose --reject",
+    "patch --batch --forward --fuzz=5 -p1 -i",
 ];
+/// When every command failed, the patch may already be in the tree (5.x accepts that).
+const ALREADY_APPLIED: &str = "git apply --check --reverse";
 /// A failed attempt (notably `--reject`) leaves partial changes; start the next from a clean tree.
 const RESET_TREE: &str = "git checkout -- . ; git clean -fd";
 /// Applying a patch is quick; this only bounds a wedged `git`.
@@ -56,64 +63,284 @@ impl EvalOptions {
     }
 }
 
-/// The log parser for an instance: its `log_parser` field, else the one for its repo.
-pub fn parser_for(instance: &Instance) -> Result<Parser, EvalError> {
-    let name = match instance.log_parser.as_deref().filter(|n| !n.is_empty()) {
-        Some(name) => name,
-        None => parsers::name_for_repo(&instance.repo).ok_or_else(|| EvalError::NoParser {
-            instance_id: instance.instance_id.clone(),
-            repo: instance.repo.clone(),
-        })?,
-    };
-    parsers::by_name(name).ok_or_else(|| EvalError::UnknownParser {
-        instance_id: instance.instance_id.clone(),
-        name: name.to_string(),
-    })
+/// What evaluating one instance produced: the official report (absent where 5.x writes
+/// none) and the hardened verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub report: Option<InstanceReport>,
+    pub hardened: Hardened,
 }
 
-/// Evaluates `patch` on `instance` and writes `patch.diff`, `eval.sh`, `test_output.txt` and
-/// finally `report.json` (its presence marks the instance done) under `out_dir`.
+impl Evaluation {
+    /// The official verdict (false without a report).
+    pub fn resolved(&self) -> bool {
+        self.report.as_ref().is_some_and(|r| r.resolved)
+    }
+
+    /// Reads a finished evaluation from its directory; `None` when it has not finished
+    /// (`hardened.json` is written last).
+    pub fn read(dir: &Path) -> Result<Option<Self>, EvalError> {
+        let hardened_path = dir.join(HARDENED_FILE);
+        if !hardened_path.exists() {
+            return Ok(None);
+        }
+        let hardened = Hardened::read(&hardened_path)?;
+        let report_path = dir.join(REPORT_FILE);
+        let report = if report_path.exists() {
+            Some(InstanceReport::read(&report_path)?)
+        } else {
+            None
+        };
+        Ok(Some(Self { report, hardened }))
+    }
+
+    fn write(&self, dir: &Path) -> Result<(), EvalError> {
+        if let Some(report) = &self.report {
+            report.write(&dir.join(REPORT_FILE))?;
+        }
+        self.hardened.write(&dir.join(HARDENED_FILE))
+    }
+}
+
+/// Evaluates `patch` on `instance` and writes, under `out_dir`, `patch.diff`, `eval.sh`,
+/// `run_instance.log` (the apply steps), `test_output.txt`, then `report.json` where 5.x
+/// writes one, and last `hardened.json` (its presence marks the instance done).
 ///
-/// `None` means the prediction had no patch: nothing runs. An empty patch runs the tests on
-/// the base commit. A patch that does not apply, or tests that time out, give a report with
-/// `error` set (unresolved); `Err` means the evaluation itself could not be carried out
-/// (Docker, disk), and no report is written.
+/// An empty or missing patch is not run (5.x skips it and counts an empty patch); a
+/// whitespace-only one cannot apply. A patch that does not apply, tests that time out, or a
+/// log the official parser fails on leave no `report.json` and set `hardened.error`. `Err`
+/// means the evaluation itself could not be carried out (Docker, disk): nothing is marked
+/// done.
 pub async fn evaluate(
     docker: &Docker,
     instance: &Instance,
     patch: Option<&str>,
     opts: &EvalOptions,
     out_dir: &Path,
-) -> Result<InstanceReport, EvalError> {
+) -> Result<Evaluation, EvalError> {
     let parser = parser_for(instance)?;
-    let Some(patch) = patch else {
-        let report = base_report(instance, false);
-        report.write(&out_dir.join("report.json"))?;
-        return Ok(report);
-    };
-    let script = eval_script(instance)?;
+    let eval_type = eval_type_for(instance)?;
+    let patch = patch.unwrap_or_default();
+    if patch.is_empty() {
+        let evaluation = unrun(instance, "empty patch: not evaluated, as SWE-bench 5.x");
+        evaluation.write(out_dir)?;
+        return Ok(evaluation);
+    }
+    let script = official_eval_script(&eval_script(instance)?);
     write_atomic(&out_dir.join("patch.diff"), patch.as_bytes())?;
     write_atomic(&out_dir.join("eval.sh"), script.as_bytes())?;
-
-    let env_err = |source| EvalError::Env {
-        instance_id: instance.instance_id.clone(),
-        source,
+    let run = Run {
+        docker,
+        instance,
+        patch,
+        script: &script,
+        opts,
     };
-    let image = instance.image_name();
-    cwm_env::ensure_image(docker, &image)
-        .await
-        .map_err(env_err)?;
-    let container = Container::start(docker, &container_config(instance, &image, opts))
-        .await
-        .map_err(env_err)?;
-    let outcome = run_in(&container, patch, &script, opts, out_dir).await;
-    // Remove before writing the report: a report means nothing of this instance is left.
-    let removed = container.remove().await.map_err(env_err);
-    let outcome = outcome.map_err(env_err)??;
-    removed?;
-    let report = finish(instance, parser, outcome, opts);
-    report.write(&out_dir.join("report.json"))?;
-    Ok(report)
+    let nonce = hardened::new_nonce();
+    let official = run.attempt(&nonce, &[]).await?;
+    write_atomic(&out_dir.join(INSTANCE_LOG_FILE), official.apply_log.as_bytes())?;
+    if let Some(log) = &official.log {
+        write_atomic(&out_dir.join(TEST_OUTPUT_FILE), log.as_bytes())?;
+    }
+    let (report, error) = official_verdict(instance, patch, &official, opts);
+    let mut flags = Vec::new();
+    let protected = protected_paths(instance, patch, &mut flags);
+    let hardened_run = if protected.is_empty() || official.log.is_none() {
+        (nonce, official)
+    } else {
+        let nonce = hardened::new_nonce();
+        let second = run.attempt(&nonce, &protected).await?;
+        if let Some(log) = &second.log {
+            write_atomic(&out_dir.join("test_output.hardened.txt"), log.as_bytes())?;
+        }
+        (nonce, second)
+    };
+    let resolved = hardened_verdict(&hardened_run, parser, instance, eval_type, &mut flags);
+    flags.sort();
+    flags.dedup();
+    let evaluation = Evaluation {
+        hardened: Hardened {
+            instance_id: instance.instance_id.clone(),
+            resolved,
+            official_resolved: report.as_ref().is_some_and(|r| r.resolved),
+            flags,
+            error,
+        },
+        report,
+    };
+    evaluation.write(out_dir)?;
+    Ok(evaluation)
+}
+
+fn unrun(instance: &Instance, why: &str) -> Evaluation {
+    Evaluation {
+        report: None,
+        hardened: Hardened {
+            instance_id: instance.instance_id.clone(),
+            resolved: false,
+            official_resolved: false,
+            flags: Vec::new(),
+            error: Some(why.to_string()),
+        },
+    }
+}
+
+/// The official report and, where there is none, why.
+fn official_verdict(
+    instance: &Instance,
+    patch: &str,
+    attempt: &Attempt,
+    opts: &EvalOptions,
+) -> (Option<InstanceReport>, Option<String>) {
+    let Some(log) = &attempt.log else {
+        let why = format!(
+            "patch failed: none of {} applied it (see run_instance.log)",
+            APPLY_COMMANDS.join(", ")
+        );
+        return (None, Some(why));
+    };
+    if attempt.timed_out {
+        let why = format!(
+            "tests timed out after {} s; the partial log is in test_output.txt",
+            opts.timeout.as_secs()
+        );
+        return (None, Some(why));
+    }
+    let prediction = Prediction {
+        instance_id: instance.instance_id.clone(),
+        model_name_or_path: String::new(),
+        model_patch: Some(patch.to_string()),
+    };
+    match report_for_log(instance, &prediction, log) {
+        Ok(report) => (Some(report), None),
+        Err(err) => (None, Some(err.to_string())),
+    }
+}
+
+fn hardened_verdict(
+    (nonce, attempt): &(String, Attempt),
+    parser: Parser,
+    instance: &Instance,
+    eval_type: EvalType,
+    flags: &mut Vec<Flag>,
+) -> bool {
+    match &attempt.log {
+        Some(log) if !attempt.timed_out => {
+            hardened::grade_log(log, nonce, parser, instance, eval_type, flags)
+        }
+        _ => false,
+    }
+}
+
+/// The protected paths the patch touches, each flagged.
+fn protected_paths(instance: &Instance, patch: &str, flags: &mut Vec<Flag>) -> Vec<String> {
+    let test_patch = hardened::patch_paths(&instance.test_patch);
+    let created: Vec<String> = test_patch
+        .iter()
+        .filter(|(_, new)| *new)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let touched: Vec<String> = test_patch.into_iter().map(|(p, _)| p).collect();
+    let mut paths = Vec::new();
+    for (path, _) in hardened::patch_paths(patch) {
+        if let Some(flag) = hardened::protected_flag(&path, &created, &touched) {
+            flags.push(flag);
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+/// One container's worth of evaluation.
+struct Run<'a> {
+    docker: &'a Docker,
+    instance: &'a Instance,
+    patch: &'a str,
+    script: &'a str,
+    opts: &'a EvalOptions,
+}
+
+/// What one attempt produced: the apply log, and the test log when the patch applied.
+struct Attempt {
+    apply_log: String,
+    log: Option<String>,
+    timed_out: bool,
+}
+
+impl Run<'_> {
+    /// Starts a fresh container, applies the patch, puts `revert` paths back as the base
+    /// commit has them, runs the script with `nonce` markers, and removes the container.
+    async fn attempt(&self, nonce: &str, revert: &[String]) -> Result<Attempt, EvalError> {
+        let env_err = |source| EvalError::Env {
+            instance_id: self.instance.instance_id.clone(),
+            source,
+        };
+        let image = self.instance.image_name();
+        cwm_env::ensure_image(self.docker, &image)
+            .await
+            .map_err(env_err)?;
+        let config = container_config(self.instance, &image, self.opts);
+        let container = Container::start(self.docker, &config)
+            .await
+            .map_err(env_err)?;
+        let outcome = self.run_in(&container, nonce, revert).await;
+        // Removed before any verdict is written: a verdict means nothing is left running.
+        let removed = container.remove().await.map_err(env_err);
+        let outcome = outcome.map_err(env_err)?;
+        removed?;
+        Ok(outcome)
+    }
+
+    async fn run_in(
+        &self,
+        container: &Container,
+        nonce: &str,
+        revert: &[String],
+    ) -> Result<Attempt, cwm_env::EnvError> {
+        let (applied, apply_log) = if self.patch.trim().is_empty() {
+            (false, "the patch holds only whitespace; nothing to apply\n".into())
+        } else {
+            container
+                .write_file(CONTAINER_PATCH_FILE, self.patch.as_bytes())
+                .await?;
+            apply_cascade(container).await?
+        };
+        if !applied {
+            return Ok(Attempt {
+                apply_log,
+                log: None,
+                timed_out: false,
+            });
+        }
+        if !revert.is_empty() {
+            container
+                .exec(&hardened::revert_command(revert), APPLY_TIMEOUT)
+                .await?;
+        }
+        let script = hardened::add_markers(self.script, CONTAINER_EVAL_SCRIPT, nonce);
+        container
+            .write_file(CONTAINER_EVAL_SCRIPT, script.as_bytes())
+            .await?;
+        let run = container
+            .exec(
+                &format!("/bin/bash {CONTAINER_EVAL_SCRIPT}"),
+                self.opts.timeout,
+            )
+            .await?;
+        let mut log = run.output;
+        if run.timed_out {
+            // Upstream's note, appended to the partial log.
+            log.push_str(&format!(
+                "\n\nTimeout error: {} seconds exceeded.",
+                self.opts.timeout.as_secs()
+            ));
+        }
+        Ok(Attempt {
+            apply_log,
+            log: Some(log),
+            timed_out: run.timed_out,
+        })
+    }
 }
 
 fn container_config(instance: &Instance, image: &str, opts: &EvalOptions) -> ContainerConfig {
@@ -128,125 +355,42 @@ fn container_config(instance: &Instance, image: &str, opts: &EvalOptions) -> Con
     config
 }
 
-/// What happened inside the container.
-enum Outcome {
-    PatchFailed,
-    Ran { log: String, timed_out: bool },
-}
-
-/// Applies the patch and runs the script. The outer `Result` is Docker, the inner the disk.
-async fn run_in(
-    container: &Container,
-    patch: &str,
-    script: &str,
-    opts: &EvalOptions,
-    out_dir: &Path,
-) -> Result<Result<Outcome, EvalError>, cwm_env::EnvError> {
-    if !patch.trim().is_empty() {
-        container
-            .write_file(CONTAINER_PATCH_FILE, patch.as_bytes())
-            .await?;
-        let (applied, log) = apply_cascade(container).await?;
-        if let Err(e) = write_atomic(&out_dir.join("patch_apply.log"), log.as_bytes()) {
-            return Ok(Err(e));
-        }
-        if !applied {
-            return Ok(Ok(Outcome::PatchFailed));
-        }
-    }
-    container
-        .write_file(CONTAINER_EVAL_SCRIPT, script.as_bytes())
-        .await?;
-    let run = container
-        .exec(&format!("/bin/bash {CONTAINER_EVAL_SCRIPT}"), opts.timeout)
-        .await?;
-    let mut log = run.output;
-    if run.timed_out {
-        // Upstream's note, appended to the partial log.
-        log.push_str(&format!(
-            "\n\nTimeout error: {} seconds exceeded.",
-            opts.timeout.as_secs()
-        ));
-    }
-    Ok(
-        write_atomic(&out_dir.join("test_output.txt"), log.as_bytes()).map(|()| Outcome::Ran {
-            log,
-            timed_out: run.timed_out,
-        }),
-    )
-}
-
-/// Tries each apply command in turn; returns whether one succeeded and the combined output.
+/// Tries each apply command in turn from a clean tree, then the already-applied check;
+/// returns whether the patch is in and the combined output.
 async fn apply_cascade(container: &Container) -> Result<(bool, String), cwm_env::EnvError> {
     let mut log = String::new();
     for (attempt, cmd) in APPLY_COMMANDS.iter().enumerate() {
         if attempt > 0 {
             container.exec(RESET_TREE, APPLY_TIMEOUT).await?;
         }
-        let out = container
-            .exec(&format!("{cmd} {CONTAINER_PATCH_FILE}"), APPLY_TIMEOUT)
-            .await?;
-        let ok = out.exit_code == Some(0) && !out.timed_out;
-        let exit = out
-            .exit_code
-            .map_or_else(|| "none (timed out)".to_string(), |c| c.to_string());
-        log.push_str(&format!(
-            "$ {cmd} {CONTAINER_PATCH_FILE}\n{}\n[exit {exit}]\n",
-            out.output
-        ));
-        if ok {
+        if run_logged(container, cmd, &mut log).await? {
             log.push_str(">>>>> Applied Patch\n");
             return Ok((true, log));
         }
+    }
+    if run_logged(container, ALREADY_APPLIED, &mut log).await? {
+        log.push_str(">>>>> Applied Patch: verified already applied\n");
+        return Ok((true, log));
     }
     log.push_str(">>>>> Patch Apply Failed\n");
     Ok((false, log))
 }
 
-fn base_report(instance: &Instance, patch_exists: bool) -> InstanceReport {
-    InstanceReport {
-        instance_id: instance.instance_id.clone(),
-        patch_is_none: !patch_exists,
-        patch_exists,
-        patch_successfully_applied: false,
-        resolved: false,
-        tests_status: None,
-        error: None,
-    }
-}
-
-/// Grades the outcome into the report.
-fn finish(
-    instance: &Instance,
-    parser: Parser,
-    outcome: Outcome,
-    opts: &EvalOptions,
-) -> InstanceReport {
-    let mut report = base_report(instance, true);
-    match outcome {
-        Outcome::PatchFailed => {
-            report.error = Some(format!(
-                "patch failed: none of {} applied it (see patch_apply.log)",
-                APPLY_COMMANDS.join(", ")
-            ));
-        }
-        Outcome::Ran {
-            timed_out: true, ..
-        } => {
-            report.error = Some(format!(
-                "tests timed out after {} s; the partial log is in test_output.txt",
-                opts.timeout.as_secs()
-            ));
-        }
-        Outcome::Ran { log, .. } => {
-            // No gradable region (markers missing): upstream reports the patch as not applied.
-            if let Some(map) = parse_test_log(&log, parser) {
-                let status = grade(&map, &instance.fail_to_pass, &instance.pass_to_pass);
-                report.patch_successfully_applied = true;
-                report.resolved = resolution(&status) == ResolvedStatus::Full;
-                report.tests_status = Some(status);
-            }
-        }
-    }
-    report
+/// Runs `cmd` on the patch file, appends its output to `log`, and says whether it succeeded.
+async fn run_logged(
+    container: &Container,
+    cmd: &str,
+    log: &mut String,
+) -> Result<bool, cwm_env::EnvError> {
+    let out = container
+        .exec(&format!("{cmd} {CONTAINER_PATCH_FILE}"), APPLY_TIMEOUT)
+        .await?;
+    let exit = out
+        .exit_code
+        .map_or_else(|| "none (timed out)".to_string(), |c| c.to_string());
+    log.push_str(&format!(
+        "$ {cmd} {CONTAINER_PATCH_FILE}\n{}\n[exit {exit}]\n",
+        out.output
+    ));
+    Ok(out.exit_code == Some(0) && !out.timed_out)
 }

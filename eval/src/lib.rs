@@ -1,17 +1,24 @@
 //! SWE-bench grading: applying patches, running eval scripts in fresh containers, per-repo
-//! log parsers, verdicts and `report.json`, exactly as the official harness does.
+//! log parsers, verdicts, `report.json` and the run summary exactly as the official
+//! harness (SWE-bench 5.0.2) writes them, plus a hardened verdict a patch cannot forge.
 
 mod error;
 pub mod grading;
+pub mod hardened;
+pub mod infra;
 pub mod log;
+pub mod official;
 pub mod parsers;
+mod pyjson;
 mod report;
 pub mod script;
 pub mod specs;
 pub mod status;
 
 pub use error::EvalError;
-pub use grading::{grade, resolution, ResolvedStatus, SuccessFailure, TestsStatus};
+pub use grading::{grade, resolution, EvalType, ResolvedStatus, SuccessFailure, TestsStatus};
+pub use hardened::{Flag, Hardened};
+pub use official::{parser_for, report_for_log};
 pub use report::{write_atomic, InstanceReport};
 pub use status::{StatusMap, TestStatus};
 
@@ -19,5 +26,5 @@ mod evaluate;
 pub mod predictions;
 mod summary;
 
-pub use evaluate::{evaluate, parser_for, EvalOptions, APPLY_COMMANDS, CONTAINER_PATCH_FILE};
-pub use summary::RunSummary;
+pub use evaluate::{evaluate, EvalOptions, Evaluation, APPLY_COMMANDS, CONTAINER_PATCH_FILE};
+pub use summary::{RunSummary, INSTANCE_LOG_FILE, REPORT_FILE, TEST_OUTPUT_FILE};

@@ -8,24 +8,27 @@ use serde::{Deserialize, Serialize};
 use crate::error::EvalError;
 use crate::grading::{resolution, ResolvedStatus, TestsStatus};
 
-/// The verdict for one instance. Serialised as `{instance_id: {patch_is_None, patch_exists,
-/// patch_successfully_applied, resolved, tests_status}}`, like the official harness.
+/// The official verdict for one instance: `report.json` of SWE-bench 5.0.2
+/// (`get_eval_report` in `harness/grading.py`), serialised as `{instance_id:
+/// {patch_is_None, patch_exists, patch_successfully_applied, resolved, infra_failure,
+/// infra_failure_reason?, tests_status?}}`. It exists only where 5.x writes one: a patch
+/// that did not apply or tests that timed out leave none (see `Outcome` for why).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceReport {
     pub instance_id: String,
     /// The prediction had no patch at all (JSON `null`); nothing was run.
     pub patch_is_none: bool,
     pub patch_exists: bool,
-    /// The patch applied and the test log had both markers (upstream's meaning, so a
-    /// timed-out run reports `false` here).
+    /// The log was gradable (upstream's meaning: both markers, no bad code, results or a
+    /// sign that the suite ran, no contradicting exit code).
     pub patch_successfully_applied: bool,
     pub resolved: bool,
+    /// An ungradable log whose text matches an environment-failure signature.
+    pub infra_failure: bool,
+    /// The signature an ungradable log matched (`out_of_memory`, `no_tests_collected`, ...).
+    pub infra_failure_reason: Option<String>,
     /// Absent when there was no gradable log, as upstream.
     pub tests_status: Option<TestsStatus>,
-    /// Why the instance could not be graded (patch failed, timeout). The official harness
-    /// writes no report then and counts the instance as an error; this field keeps that
-    /// distinction while still recording the verdict. Omitted when `None`.
-    pub error: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -35,13 +38,30 @@ struct Body {
     patch_exists: bool,
     patch_successfully_applied: bool,
     resolved: bool,
+    /// 4.x reports lack it.
+    #[serde(default)]
+    infra_failure: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    infra_failure_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tests_status: Option<TestsStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
 impl InstanceReport {
+    /// A report for an instance whose log was not (yet) graded.
+    pub fn ungraded(instance_id: &str, patch_exists: bool) -> Self {
+        Self {
+            instance_id: instance_id.to_string(),
+            patch_is_none: !patch_exists,
+            patch_exists,
+            patch_successfully_applied: false,
+            resolved: false,
+            infra_failure: false,
+            infra_failure_reason: None,
+            tests_status: None,
+        }
+    }
+
     /// FULL / PARTIAL / NO (NO when there is nothing graded).
     pub fn resolution(&self) -> ResolvedStatus {
         self.tests_status
@@ -55,12 +75,13 @@ impl InstanceReport {
             patch_exists: self.patch_exists,
             patch_successfully_applied: self.patch_successfully_applied,
             resolved: self.resolved,
+            infra_failure: self.infra_failure,
+            infra_failure_reason: self.infra_failure_reason.clone(),
             tests_status: self.tests_status.clone(),
-            error: self.error.clone(),
         }
     }
 
-    /// Reads a `report.json` written by this crate or by the official harness.
+    /// Reads a `report.json` written by this crate or by the official harness (4.x or 5.x).
     pub fn read(path: &Path) -> Result<Self, EvalError> {
         let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read {
             path: path.to_path_buf(),
@@ -85,24 +106,21 @@ impl InstanceReport {
             patch_exists: body.patch_exists,
             patch_successfully_applied: body.patch_successfully_applied,
             resolved: body.resolved,
+            infra_failure: body.infra_failure,
+            infra_failure_reason: body.infra_failure_reason,
             tests_status: body.tests_status,
-            error: body.error,
         })
     }
 
-    /// Writes `report.json` atomically (pretty-printed, 4-space indent as upstream).
-    pub fn write(&self, path: &Path) -> Result<(), EvalError> {
-        let mut out = Vec::new();
-        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-        let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    /// The exact text 5.x writes: `json.dumps(report, indent=4)`, no trailing newline.
+    pub fn to_official_json(&self) -> String {
         // Serialised from the structs (not a `Value`) to keep upstream's key order.
-        BTreeMap::from([(&self.instance_id, self.body())])
-            .serialize(&mut ser)
-            .map_err(|e| EvalError::Write {
-                path: path.to_path_buf(),
-                source: std::io::Error::other(e),
-            })?;
-        write_atomic(path, &out)
+        crate::pyjson::dumps_indent4(&BTreeMap::from([(&self.instance_id, self.body())]))
+    }
+
+    /// Writes `report.json` atomically.
+    pub fn write(&self, path: &Path) -> Result<(), EvalError> {
+        write_atomic(path, self.to_official_json().as_bytes())
     }
 }
 
@@ -118,11 +136,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let tmp = tmp_path(path);
-    let mut file = std::fs::File::create(&tmp).map_err(err)?;
-    std::io::Write::write_all(&mut file, bytes).map_err(err)?;
-    // Synced before the rename, so a power loss cannot leave an empty file under the name.
-    file.sync_data().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    let written = write_synced(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // A failed write leaves the old file as it was and no temporary file behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(err)
+}
+
+/// Writes and syncs, so a power loss cannot leave an empty file under the final name.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_data()
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -144,8 +170,9 @@ mod tests {
             patch_exists: true,
             patch_successfully_applied: true,
             resolved: true,
+            infra_failure: false,
+            infra_failure_reason: None,
             tests_status: Some(TestsStatus::default()),
-            error: None,
         }
     }
 
@@ -163,12 +190,16 @@ mod tests {
         assert_eq!(body["patch_successfully_applied"], true);
         assert_eq!(body["resolved"], true);
         assert!(body["tests_status"]["FAIL_TO_PASS"]["success"].is_array());
-        assert!(body.get("error").is_none());
+        assert_eq!(body["infra_failure"], false);
+        assert!(body.get("infra_failure_reason").is_none());
+        assert!(!text.ends_with('\n'));
         assert!(text.contains("\n    \"a__b-1\""), "{text}");
         // Upstream's key order.
         let at = |key: &str| text.find(key).unwrap_or(usize::MAX);
         assert!(at("patch_is_None") < at("patch_exists"));
         assert!(at("patch_successfully_applied") < at("\"resolved\""));
+        assert!(at("\"resolved\"") < at("infra_failure"));
+        assert!(at("infra_failure") < at("tests_status"));
         assert!(at("FAIL_TO_PASS") < at("PASS_TO_PASS"));
         assert!(at("PASS_TO_PASS") < at("FAIL_TO_FAIL"));
         assert_eq!(InstanceReport::read(&path).expect("read back"), report);

@@ -1,5 +1,6 @@
-//! Building an eval script the way SWE-bench's `make_eval_script_list_py` does, for datasets
-//! that carry no `eval_script`.
+//! Building an eval script the way SWE-bench's `make_eval_script_list_py`
+//! (`swebench/harness/test_spec/python.py`) does, for datasets that carry no `eval_script`.
+//! The reference output is the `eval_script` column of the last SWE-bench Verified release.
 
 use std::sync::LazyLock;
 
@@ -19,8 +20,11 @@ const NON_TEST_EXTS: [&str; 11] = [
     ".json", ".png", "csv", ".txt", ".md", ".jpg", ".jpeg", ".pkl", ".yml", ".yaml", ".toml",
 ];
 
+/// The heredoc delimiter around the test patch: a fixed string in `make_eval_script_list_py`
+/// and in all 500 Verified scripts.
+pub const HEREDOC_DELIMITER: &str = "EOF_114329324912";
+
 static DIFF_HEADER: LazyLock<Regex> = LazyLock::new(|| re(r"diff --git a/.* b/(.*)"));
-static HUNK: LazyLock<Regex> = LazyLock::new(|| re(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@"));
 
 /// The instance's eval script: the dataset's own when it has one, else a generated one.
 pub fn eval_script(instance: &Instance) -> Result<String, EvalError> {
@@ -36,8 +40,7 @@ pub fn eval_script(instance: &Instance) -> Result<String, EvalError> {
 pub fn build_eval_script(instance: &Instance) -> Result<String, EvalError> {
     let spec = repo_spec(instance)?;
     let base = &instance.base_commit;
-    let test_files = modified_files(&instance.test_patch);
-    let reset = format!("git checkout {base} {}", test_files.join(" "));
+    let reset = reset_command(base, &instance.test_patch);
     let delimiter = heredoc_delimiter(&instance.test_patch);
     let apply = format!(
         "git apply -v - <<'{delimiter}'\n{}\n{delimiter}",
@@ -67,14 +70,14 @@ pub fn build_eval_script(instance: &Instance) -> Result<String, EvalError> {
         "conda activate testbed".into(),
     ]);
     lines.extend(spec.install.map(str::to_string));
+    lines.extend(reset.clone());
     lines.extend([
-        reset.clone(),
         apply,
         format!(": '{START_TEST_OUTPUT}'"),
         test_cmd,
         format!(": '{END_TEST_OUTPUT}'"),
-        reset,
     ]);
+    lines.extend(reset);
     Ok(lines.join("\n") + "\n")
 }
 
@@ -95,9 +98,8 @@ fn repo_spec(instance: &Instance) -> Result<RepoSpec, EvalError> {
 /// `get_test_directives`: the paths after `b/` in the patch's `diff --git` headers, minus
 /// non-test files; for Django, as dotted module paths relative to `tests/`.
 pub fn test_directives(test_patch: &str, django: bool) -> Vec<String> {
-    DIFF_HEADER
-        .captures_iter(test_patch)
-        .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+    patched_files(test_patch)
+        .into_iter()
         .filter(|d| !NON_TEST_EXTS.iter().any(|ext| d.ends_with(ext)))
         .map(|d| if django { django_module(&d) } else { d })
         .collect()
@@ -109,42 +111,34 @@ fn django_module(path: &str) -> String {
     path.replace('/', ".")
 }
 
-/// `get_modified_files`: the pre-image paths of the files a patch changes or deletes (not
-/// the ones it creates). Hunk bodies are skipped by their line counts, so a removed line
-/// that happens to start with `-- ` is not taken for a header.
-pub fn modified_files(patch: &str) -> Vec<String> {
-    let mut files = Vec::new();
-    let (mut old_left, mut new_left) = (0usize, 0usize);
-    for line in patch.lines() {
-        if old_left > 0 || new_left > 0 {
-            match line.chars().next() {
-                Some('-') => old_left = old_left.saturating_sub(1),
-                Some('+') => new_left = new_left.saturating_sub(1),
-                Some('\\') => {}
-                _ => {
-                    old_left = old_left.saturating_sub(1);
-                    new_left = new_left.saturating_sub(1);
-                }
-            }
-            continue;
-        }
-        if let Some(caps) = HUNK.captures(line) {
-            let count = |i| caps.get(i).map_or(Ok(1), |m| m.as_str().parse::<usize>());
-            old_left = count(1).unwrap_or(0);
-            new_left = count(2).unwrap_or(0);
-        } else if let Some(source) = line.strip_prefix("--- ") {
-            let source = source.split('\t').next().unwrap_or_default();
-            if let Some(path) = source.strip_prefix("a/") {
-                files.push(path.to_string());
-            }
-        }
-    }
-    files
+/// The command that resets the test files to the base commit, before the test patch goes in
+/// and after the tests ran. Verified's scripts name every path the test patch touches (its
+/// `diff --git` targets, new files included), so a patch that only adds files never yields a
+/// bare `git checkout <base>`, which would detach HEAD and drop the image's setup commits
+/// (SWE-bench issue #518). Git refuses the whole checkout when a path is missing at the base,
+/// so with a new file listed the reset changes nothing; the script has no `set -e` and goes
+/// on. `None` only for a patch without file headers.
+pub fn reset_command(base_commit: &str, test_patch: &str) -> Option<String> {
+    let files = patched_files(test_patch);
+    (!files.is_empty()).then(|| format!("git checkout {base_commit} {}", files.join(" ")))
 }
 
-/// Upstream's `generate_heredoc_delimiter`: `EOF_` plus 12 hex digits of BLAKE2b, rehashed
-/// until the delimiter does not occur in the content.
+/// The post-image paths of a patch's `diff --git` headers, in patch order.
+pub fn patched_files(patch: &str) -> Vec<String> {
+    DIFF_HEADER
+        .captures_iter(patch)
+        .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+        .collect()
+}
+
+/// The delimiter for a heredoc holding `content`: upstream's fixed [`HEREDOC_DELIMITER`]. Only
+/// if the content contains that line does it fall back to upstream's
+/// `generate_heredoc_delimiter` (`swebench/utils.py`): `EOF_` plus 12 hex digits of BLAKE2b,
+/// rehashed until absent, since the fixed one would end the heredoc early.
 pub fn heredoc_delimiter(content: &str) -> String {
+    if !content.contains(HEREDOC_DELIMITER) {
+        return HEREDOC_DELIMITER.to_string();
+    }
     let hash = |bytes: &[u8]| hex::encode(Blake2b512::digest(bytes))[..12].to_string();
     let mut delimiter = format!("EOF_{}", hash(content.as_bytes()));
     while content.contains(&delimiter) {
@@ -183,7 +177,7 @@ diff --git a/tests/data/fixture.json b/tests/data/fixture.json
 ";
 
     #[test]
-    fn directives_and_modified_files() {
+    fn directives_and_patched_files() {
         assert_eq!(
             test_directives(PATCH, false),
             vec!["tests/auth_tests/test_views.py", "tests/new_test.py"]
@@ -193,17 +187,64 @@ diff --git a/tests/data/fixture.json b/tests/data/fixture.json
             vec!["auth_tests.test_views", "new_test"]
         );
         assert_eq!(
-            modified_files(PATCH),
-            vec!["tests/auth_tests/test_views.py", "tests/data/fixture.json"]
+            patched_files(PATCH),
+            vec![
+                "tests/auth_tests/test_views.py",
+                "tests/new_test.py",
+                "tests/data/fixture.json"
+            ]
         );
     }
 
+    const NEW_FILE_ONLY: &str = "diff --git a/tests/test_new.py b/tests/test_new.py
+new file mode 100644
+--- /dev/null
++++ b/tests/test_new.py
+@@ -0,0 +1 @@
++def test_x(): pass
+";
+
+    fn instance(test_patch: &str) -> Instance {
+        let row = serde_json::json!({
+            "instance_id": "pytest-dev__pytest-1", "repo": "pytest-dev/pytest",
+            "base_commit": "abc123", "version": "8.0", "test_patch": test_patch,
+        });
+        serde_json::from_value(row).expect("instance")
+    }
+
     #[test]
-    fn delimiter_is_stable_and_absent_from_content() {
-        let d = heredoc_delimiter("hello");
-        assert_eq!(d, heredoc_delimiter("hello"));
+    fn new_file_only_patch_resets_named_paths_not_the_whole_tree() {
+        let expected = "git checkout abc123 tests/test_new.py";
+        assert_eq!(
+            reset_command("abc123", NEW_FILE_ONLY).as_deref(),
+            Some(expected)
+        );
+        let script = build_eval_script(&instance(NEW_FILE_ONLY)).expect("script");
+        let checkouts: Vec<&str> = script
+            .lines()
+            .filter(|l| l.starts_with("git checkout"))
+            .collect();
+        assert_eq!(checkouts, vec![expected, expected]);
+        assert_eq!(reset_command("abc123", ""), None);
+    }
+
+    #[test]
+    fn delimiter_is_upstreams_fixed_one() {
+        assert_eq!(heredoc_delimiter(PATCH), "EOF_114329324912");
+        let script = build_eval_script(&instance(PATCH)).expect("script");
+        assert!(script.contains("git apply -v - <<'EOF_114329324912'\n"));
+        assert!(script.contains("\nEOF_114329324912\n: '>>>>> Start Test Output'"));
+    }
+
+    #[test]
+    fn delimiter_falls_back_to_a_hash_when_the_content_holds_the_fixed_one() {
+        let content = format!("+echo {HEREDOC_DELIMITER}");
+        let d = heredoc_delimiter(&content);
+        assert_ne!(d, HEREDOC_DELIMITER);
+        assert_eq!(d, heredoc_delimiter(&content));
         assert_eq!(d.len(), "EOF_".len() + 12);
-        let tricky = format!("x {d} y");
+        assert!(!content.contains(&d));
+        let tricky = format!("{content} {d}");
         assert!(!tricky.contains(&heredoc_delimiter(&tricky)));
     }
 }

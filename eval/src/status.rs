@@ -1,6 +1,5 @@
 //! Test statuses as the official log parsers record them.
 
-use std::collections::HashMap;
 use std::fmt;
 
 /// One test's status. The official parsers store the status word verbatim, so a word that
@@ -50,5 +49,7 @@ impl fmt::Display for TestStatus {
     }
 }
 
-/// Test id → status, as parsed from one log. Later lines overwrite earlier ones.
-pub type StatusMap = HashMap<String, TestStatus>;
+/// Test id → status, as parsed from one log. Later lines overwrite earlier ones, but an id
+/// keeps the position of its first line: that is a Python dict's order, which 5.x's
+/// `_resolve_case` depends on when a truncated id matches several parsed ids.
+pub type StatusMap = indexmap::IndexMap<String, TestStatus>;

@@ -30,6 +30,26 @@ pub enum Only {
     All,
 }
 
+/// Which verdict rewards (and `--only resolved`) follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verdict {
+    /// cwm-bench's hardened verdict, which a patch cannot forge (the default for RL).
+    #[default]
+    Hardened,
+    /// The official SWE-bench 5.0.2 verdict of `report.json`.
+    Official,
+}
+
+impl Verdict {
+    /// Whether `episode` counts as resolved under this verdict.
+    pub fn resolved(self, episode: &Episode) -> bool {
+        match self {
+            Self::Hardened => episode.hardened_resolved(),
+            Self::Official => episode.resolved(),
+        }
+    }
+}
+
 /// What an export wrote and left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExportStats {
@@ -101,12 +121,18 @@ pub struct RlStep {
 /// Episode-level rewards, from the eval report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rewards {
-    /// 1 when resolved, else 0.
+    /// 1 when resolved under `verdict`, else 0.
     pub resolved: f64,
+    /// `hardened` (default) or `official`: the verdict `resolved` follows.
+    pub verdict: String,
+    /// The official SWE-bench verdict, whatever `verdict` is.
+    pub official_resolved: bool,
+    /// What the hardened grader distrusted (empty when nothing, or not evaluated).
+    pub hardened_flags: Vec<cwm_eval::Flag>,
     /// FAIL_TO_PASS tests passing over all FAIL_TO_PASS tests.
     pub f2p_fraction: f64,
     pub patch_applied: bool,
-    /// Whether an eval report existed; without one every reward is 0.
+    /// Whether the episode was evaluated; without that every reward is 0.
     pub evaluated: bool,
 }
 
@@ -158,11 +184,23 @@ pub struct CwmInfo {
     pub pred_patch: Option<String>,
 }
 
-/// Writes every kept episode of `runs` to `out` as JSON Lines (atomically).
+/// Writes every kept episode of `runs` to `out` as JSON Lines (atomically), rewarding the
+/// hardened verdict.
 pub fn export(
     runs: &[LoadedRun],
     format: Format,
     only: Only,
+    out: &Path,
+) -> Result<ExportStats, ResultsError> {
+    export_with(runs, format, only, Verdict::Hardened, out)
+}
+
+/// [`export`] with the verdict that rewards and `--only resolved` follow.
+pub fn export_with(
+    runs: &[LoadedRun],
+    format: Format,
+    only: Only,
+    verdict: Verdict,
     out: &Path,
 ) -> Result<ExportStats, ResultsError> {
     let mut stats = ExportStats::default();
@@ -181,11 +219,11 @@ pub fn export(
                 stats.unfinished += 1;
                 continue;
             }
-            if only == Only::Resolved && !episode.resolved() {
+            if only == Only::Resolved && !verdict.resolved(episode) {
                 stats.unresolved += 1;
                 continue;
             }
-            text.push_str(&encode_line(run, episode, format, out)?);
+            text.push_str(&encode_line(run, episode, format, verdict, out)?);
             text.push('\n');
             stats.written += 1;
         }
@@ -198,12 +236,13 @@ fn encode_line(
     run: &LoadedRun,
     episode: &Episode,
     format: Format,
+    verdict: Verdict,
     out: &Path,
 ) -> Result<String, ResultsError> {
     let encoded = match format {
         Format::Sft => serde_json::to_string(&sft_record(episode)),
-        Format::Rl => serde_json::to_string(&rl_record(run, episode)),
-        Format::Cwm => serde_json::to_string(&cwm_dump(episode)),
+        Format::Rl => serde_json::to_string(&rl_record(run, episode, verdict)),
+        Format::Cwm => serde_json::to_string(&cwm_dump(episode, verdict)),
     };
     encoded.map_err(|e| ResultsError::Encode {
         path: out.to_path_buf(),
@@ -228,7 +267,7 @@ pub fn sft_record(episode: &Episode) -> SftRecord {
     }
 }
 
-pub fn rl_record(run: &LoadedRun, episode: &Episode) -> RlRecord {
+pub fn rl_record(run: &LoadedRun, episode: &Episode, verdict: Verdict) -> RlRecord {
     let traj = &episode.trajectory;
     let footer = traj.footer.as_ref();
     RlRecord {
@@ -238,7 +277,7 @@ pub fn rl_record(run: &LoadedRun, episode: &Episode) -> RlRecord {
         instance: rl_instance(episode),
         prompt: traj.header.messages.clone(),
         steps: traj.turns.iter().map(rl_step).collect(),
-        rewards: rewards(episode),
+        rewards: rewards(episode, verdict),
         status: episode.status().to_string(),
         patch: episode.patch().map(str::to_string),
         tokens_in: footer.map_or(0, |f| f.tokens_in),
@@ -247,12 +286,23 @@ pub fn rl_record(run: &LoadedRun, episode: &Episode) -> RlRecord {
     }
 }
 
-pub fn rewards(episode: &Episode) -> Rewards {
+pub fn rewards(episode: &Episode, verdict: Verdict) -> Rewards {
     Rewards {
-        resolved: if episode.resolved() { 1.0 } else { 0.0 },
+        resolved: if verdict.resolved(episode) { 1.0 } else { 0.0 },
+        verdict: match verdict {
+            Verdict::Hardened => "hardened",
+            Verdict::Official => "official",
+        }
+        .to_string(),
+        official_resolved: episode.resolved(),
+        hardened_flags: episode
+            .hardened
+            .as_ref()
+            .map(|h| h.flags.clone())
+            .unwrap_or_default(),
         f2p_fraction: episode.f2p_fraction(),
         patch_applied: episode.patch_applied(),
-        evaluated: episode.report.is_some(),
+        evaluated: episode.graded(),
     }
 }
 
@@ -288,7 +338,7 @@ fn rl_step(turn: &Turn) -> RlStep {
 
 /// One rollout in CWM's shape. Concatenating every transition's `observation_str` and
 /// `action_str` in order gives back the exact CWM prompt text of the conversation.
-pub fn cwm_dump(episode: &Episode) -> CwmDump {
+pub fn cwm_dump(episode: &Episode, verdict: Verdict) -> CwmDump {
     let traj = &episode.trajectory;
     let header = &traj.header;
     let mut transitions = vec![CwmTransition {
@@ -302,7 +352,7 @@ pub fn cwm_dump(episode: &Episode) -> CwmDump {
     }];
     let last = traj.turns.len();
     for (i, turn) in traj.turns.iter().enumerate() {
-        transitions.push(cwm_transition(episode, turn, i + 1 == last));
+        transitions.push(cwm_transition(episode, turn, i + 1 == last, verdict));
     }
     let start_args = BTreeMap::from([
         ("instance_id".to_string(), header.instance_id.clone()),
@@ -314,14 +364,14 @@ pub fn cwm_dump(episode: &Episode) -> CwmDump {
         rollouts: vec![CwmRollout {
             traj: CwmTraj { transitions },
             outcomes: CwmOutcomes {
-                pass: episode.resolved(),
+                pass: verdict.resolved(episode),
             },
             start_args,
         }],
     }
 }
 
-fn cwm_transition(episode: &Episode, turn: &Turn, is_last: bool) -> CwmTransition {
+fn cwm_transition(episode: &Episode, turn: &Turn, is_last: bool, verdict: Verdict) -> CwmTransition {
     let terminal = is_last && episode.trajectory.footer.is_some();
     // The prompt already ends with the generation prefix, so the action is what follows it.
     let action_str = turn
@@ -333,7 +383,7 @@ fn cwm_transition(episode: &Episode, turn: &Turn, is_last: bool) -> CwmTransitio
         Some(message) => format!("{EOT}{}{GENERATION_PREFIX}", render_cwm_message(message)),
         None => String::new(),
     };
-    let reward = if terminal && episode.resolved() {
+    let reward = if terminal && verdict.resolved(episode) {
         1.0
     } else {
         0.0
@@ -342,7 +392,7 @@ fn cwm_transition(episode: &Episode, turn: &Turn, is_last: bool) -> CwmTransitio
         let message = terminal_message(episode);
         let patch = episode.patch().map(str::to_string);
         (
-            BTreeMap::from([("pass".to_string(), episode.resolved())]),
+            BTreeMap::from([("pass".to_string(), verdict.resolved(episode))]),
             cwm_info(episode, message, patch),
         )
     } else {

@@ -6,15 +6,18 @@ use std::path::{Path, PathBuf};
 
 use cwm_agent::{read_trajectory, Trajectory};
 use cwm_datasets::Instance;
-use cwm_eval::InstanceReport;
+use cwm_eval::{Hardened, InstanceReport};
 
 use crate::ResultsError;
 
-/// One episode: its trajectory and, when graded, its `report.json`.
+/// One episode: its trajectory and, when graded, its `report.json` (absent where the
+/// official grader writes none) and `hardened.json`.
 #[derive(Debug, Clone)]
 pub struct Episode {
     pub trajectory: Trajectory,
     pub report: Option<InstanceReport>,
+    /// The hardened verdict; its presence means the evaluation finished.
+    pub hardened: Option<Hardened>,
     /// The dataset row, when the run's dataset could still be loaded.
     pub instance: Option<Instance>,
 }
@@ -31,6 +34,23 @@ impl Episode {
 
     pub fn resolved(&self) -> bool {
         self.report.as_ref().is_some_and(|r| r.resolved)
+    }
+
+    /// The hardened verdict (false when not evaluated).
+    pub fn hardened_resolved(&self) -> bool {
+        self.hardened.as_ref().is_some_and(|h| h.resolved)
+    }
+
+    /// Whether the evaluation finished (some graded instances have no official report).
+    pub fn graded(&self) -> bool {
+        self.report.is_some() || self.hardened.is_some()
+    }
+
+    /// The hardened verdict raised flags or differs from the official one.
+    pub fn flagged(&self) -> bool {
+        self.hardened
+            .as_ref()
+            .is_some_and(|h| !h.flags.is_empty() || h.disagrees())
     }
 
     /// FAIL_TO_PASS successes over all FAIL_TO_PASS tests; 0 without a graded log.
@@ -103,10 +123,12 @@ impl LoadedRun {
             let trajectory = read_trajectory(&path)?;
             let id = trajectory.header.instance_id.clone();
             let report = read_report(&root.join("eval").join(&id).join("report.json"))?;
+            let hardened = read_hardened(&root.join("eval").join(&id).join("hardened.json"))?;
             let instance = instances.get(&id).cloned();
             episodes.push(Episode {
                 trajectory,
                 report,
+                hardened,
                 instance,
             });
         }
@@ -141,7 +163,7 @@ impl LoadedRun {
 
     /// The first episode without a report, for error messages.
     pub fn first_ungraded(&self) -> Option<&Episode> {
-        self.episodes.iter().find(|e| e.report.is_none())
+        self.episodes.iter().find(|e| !e.graded())
     }
 }
 
@@ -173,6 +195,18 @@ fn trajectory_files(dir: &Path) -> Result<Vec<PathBuf>, ResultsError> {
     }
     files.sort();
     Ok(files)
+}
+
+fn read_hardened(path: &Path) -> Result<Option<Hardened>, ResultsError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    Hardened::read(path)
+        .map(Some)
+        .map_err(|e| ResultsError::BadFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 fn read_report(path: &Path) -> Result<Option<InstanceReport>, ResultsError> {

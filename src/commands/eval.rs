@@ -1,7 +1,6 @@
 //! `cwm-bench eval`: grade predictions in fresh containers, exactly as the official
 //! SWE-bench harness does, writing `runs/<run-id>/eval/<iid>/` and `runs/<run-id>/summary.json`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use cwm_datasets::Instance;
 use cwm_eval::predictions::{self, Predictions};
-use cwm_eval::{EvalOptions, InstanceReport, RunSummary};
+use cwm_eval::hardened::{HardenedSummary, HARDENED_SUMMARY_FILE};
+use cwm_eval::{EvalOptions, Evaluation, RunSummary};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -52,6 +52,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.workers > 0, "--workers must be at least 1");
     anyhow::ensure!(args.timeout > 0, "--timeout must be at least 1 second");
     let (selected, preds) = load_inputs(&args)?;
+    let to_run: Vec<Instance> = selected
+        .iter()
+        .filter(|i| preds.contains_key(&i.instance_id))
+        .cloned()
+        .collect();
     let run_id = args
         .run_id
         .clone()
@@ -62,7 +67,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let run_dir = args.runs_dir.join(&run_id);
     let runtime = tokio::runtime::Runtime::new()?;
     let failures = runtime.block_on(with_cleanup(evaluate_all(
-        &selected,
+        &to_run,
         &preds,
         &opts,
         &run_dir,
@@ -70,6 +75,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     )))?;
     let summary = summarise(&selected, &preds, &run_dir)?;
     println!("{}", summary.resolved_line());
+    let ids: Vec<String> = selected.iter().map(|i| i.instance_id.clone()).collect();
+    let hardened = HardenedSummary::from_eval_dir(&ids, &run_dir.join("eval"))?;
+    hardened.write(&run_dir.join(HARDENED_SUMMARY_FILE))?;
+    println!("{}", hardened.line());
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
@@ -77,14 +86,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The selected instances and the predictions for them. Predictions naming an instance the
-/// dataset does not hold at all are an error; ones for instances filtered out are ignored.
+/// The selected instances and every prediction given. Predictions naming an instance the
+/// dataset does not hold at all are an error; ones for instances filtered out are not
+/// evaluated but, as upstream, still count as submitted in the summary.
 fn load_inputs(args: &EvalArgs) -> anyhow::Result<(Vec<Instance>, Predictions)> {
     let path = args.dataset.path();
     let all =
         cwm_datasets::load(&path).with_context(|| format!("loading dataset {}", path.display()))?;
     let selected = args.dataset.filter.to_filter().apply(all.clone())?;
-    let mut preds = match args.predictions.as_str() {
+    let preds = match args.predictions.as_str() {
         "gold" => predictions::gold(&selected),
         "empty" => predictions::empty(&selected),
         file => {
@@ -93,16 +103,11 @@ fn load_inputs(args: &EvalArgs) -> anyhow::Result<(Vec<Instance>, Predictions)> 
             preds
         }
     };
-    preds.retain(|id, _| selected.iter().any(|i| &i.instance_id == id));
     anyhow::ensure!(
-        !preds.is_empty(),
+        selected.iter().any(|i| preds.contains_key(&i.instance_id)),
         "none of the {} selected instances has a prediction; check --predictions and the filters",
         selected.len()
     );
-    let selected = selected
-        .into_iter()
-        .filter(|i| preds.contains_key(&i.instance_id))
-        .collect();
     Ok((selected, preds))
 }
 
@@ -148,7 +153,7 @@ async fn evaluate_all(
     let mut results = futures_util::stream::iter(jobs).buffer_unordered(workers);
     while let Some((instance, result)) = results.next().await {
         match result {
-            Ok(report) => resolved += usize::from(report.resolved),
+            Ok(evaluation) => resolved += usize::from(evaluation.resolved()),
             Err(err) => {
                 failures += 1;
                 // Not `bar.println`: it prints nothing when the bar is hidden (no terminal).
@@ -169,10 +174,9 @@ async fn evaluate_one(
     patch: Option<&str>,
     opts: &EvalOptions,
     out_dir: &Path,
-) -> Result<InstanceReport, cwm_eval::EvalError> {
-    let report = out_dir.join("report.json");
-    if report.exists() {
-        return InstanceReport::read(&report);
+) -> Result<Evaluation, cwm_eval::EvalError> {
+    if let Some(done) = Evaluation::read(out_dir)? {
+        return Ok(done);
     }
     cwm_eval::evaluate(docker, instance, patch, opts, out_dir).await
 }
@@ -186,24 +190,14 @@ fn progress_bar(len: usize) -> ProgressBar {
     bar
 }
 
-/// Builds and writes `summary.json` from the reports on disk.
+/// Builds and writes `summary.json` from the files on disk, as `make_run_report` does.
 fn summarise(
     instances: &[Instance],
     preds: &Predictions,
     run_dir: &Path,
 ) -> anyhow::Result<RunSummary> {
-    let mut reports = BTreeMap::new();
-    for instance in instances {
-        let path = run_dir
-            .join("eval")
-            .join(&instance.instance_id)
-            .join("report.json");
-        if path.exists() {
-            reports.insert(instance.instance_id.clone(), InstanceReport::read(&path)?);
-        }
-    }
     let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
-    let summary = RunSummary::build(&ids, preds, &reports);
+    let summary = RunSummary::from_eval_dir(&ids, preds, &run_dir.join("eval"));
     summary.write(&run_dir.join("summary.json"))?;
     Ok(summary)
 }

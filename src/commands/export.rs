@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cwm_results::export::{export, Format, Only};
+use cwm_results::export::{export_with, Format, Only, Verdict};
 use cwm_results::LoadedRun;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -26,6 +26,13 @@ pub enum OnlyArg {
     All,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+pub enum RewardArg {
+    #[default]
+    Hardened,
+    Official,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
     /// Run directories written by `cwm-bench run` (e.g. runs/<run-id>).
@@ -35,6 +42,10 @@ pub struct ExportArgs {
     pub format: FormatArg,
     #[arg(long, value_enum, default_value = "all")]
     pub only: OnlyArg,
+    /// The verdict rewards and `--only resolved` follow: `hardened` (cannot be forged by the
+    /// patch; the default) or `official` (SWE-bench 5.0.2's report.json).
+    #[arg(long, value_enum, default_value = "hardened")]
+    pub reward: RewardArg,
     /// The JSON Lines file to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -51,7 +62,11 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         OnlyArg::Resolved => Only::Resolved,
         OnlyArg::All => Only::All,
     };
-    let stats = export(&runs, format, only, &args.out)?;
+    let verdict = match args.reward {
+        RewardArg::Hardened => Verdict::Hardened,
+        RewardArg::Official => Verdict::Official,
+    };
+    let stats = export_with(&runs, format, only, verdict, &args.out)?;
     println!(
         "wrote {} episodes to {} ({} unfinished and {} unresolved left out)",
         stats.written,

@@ -10,7 +10,7 @@ use console::style;
 use cwm_agent::{EpisodeContext, JsonlTrajectoryWriter};
 use cwm_datasets::Instance;
 use cwm_env::{Container, ContainerConfig, Docker};
-use cwm_eval::{EvalOptions, InstanceReport};
+use cwm_eval::{EvalOptions, Evaluation};
 
 use super::local_task::{build_image, local_instance, LocalTask};
 use super::policies::{build_policy, PolicySettings};
@@ -95,7 +95,7 @@ pub async fn run(args: ReproArgs) -> anyhow::Result<ExitCode> {
         print_test_results(&out.join("eval").join(&instance.instance_id))?
     } else {
         print_verdict(&report);
-        report.resolved
+        report.resolved()
     };
     Ok(if resolved {
         ExitCode::SUCCESS
@@ -174,7 +174,7 @@ async fn grade(
     settings: &RunSettings,
     eval_timeout: u64,
     out: &std::path::Path,
-) -> anyhow::Result<InstanceReport> {
+) -> anyhow::Result<Evaluation> {
     println!("{}", style("grading in a fresh container...").bold());
     let mut options = EvalOptions::new(&settings.run_id);
     options.timeout = Duration::from_secs(eval_timeout);
@@ -204,18 +204,28 @@ impl cwm_agent::EpisodeObserver for StreamObserver {
     }
 }
 
-fn print_verdict(report: &InstanceReport) {
-    let verdict = format!("{:?}", report.resolution()).to_uppercase();
-    let headline = if report.resolved {
+fn print_verdict(evaluation: &Evaluation) {
+    let resolution = evaluation.report.as_ref().map(|r| r.resolution());
+    let verdict = format!("{:?}", resolution.unwrap_or(cwm_eval::ResolvedStatus::No)).to_uppercase();
+    let headline = if evaluation.resolved() {
         style(format!("RESOLVED ({verdict})")).green().bold()
     } else {
         style(format!("NOT RESOLVED ({verdict})")).red().bold()
     };
     println!("\nverdict: {headline}");
-    if let Some(error) = &report.error {
+    if let Some(error) = &evaluation.hardened.error {
         println!("  {error}");
     }
-    if let Some(status) = &report.tests_status {
+    let hardened = &evaluation.hardened;
+    if hardened.disagrees() || !hardened.flags.is_empty() {
+        println!(
+            "  hardened verdict: {} (flags: {:?})",
+            if hardened.resolved { "resolved" } else { "not resolved" },
+            hardened.flags
+        );
+    }
+    let status = evaluation.report.as_ref().and_then(|r| r.tests_status.as_ref());
+    if let Some(status) = status {
         for (kind, tests) in [
             ("FAIL_TO_PASS", &status.fail_to_pass.failure),
             ("PASS_TO_PASS", &status.pass_to_pass.failure),
@@ -232,7 +242,10 @@ fn print_verdict(report: &InstanceReport) {
 fn print_test_results(eval_dir: &std::path::Path) -> anyhow::Result<bool> {
     let log = std::fs::read_to_string(eval_dir.join("test_output.txt")).unwrap_or_default();
     let parser = cwm_eval::parsers::by_name("parse_log_pytest").context("pytest parser missing")?;
-    let statuses = cwm_eval::log::parse_test_log(&log, parser).unwrap_or_default();
+    let statuses = cwm_eval::log::parse_test_log(&log, parser)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let mut failing: Vec<_> = statuses
         .iter()
         .filter(|(_, s)| {

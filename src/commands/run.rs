@@ -12,7 +12,8 @@ use anyhow::Context;
 use cwm_agent::{EpisodeConfig, EpisodeContext, JsonlTrajectoryWriter, Policy};
 use cwm_datasets::{Instance, Prediction};
 use cwm_env::{Container, ContainerConfig, Docker};
-use cwm_eval::{EvalOptions, InstanceReport, RunSummary};
+use cwm_eval::hardened::HardenedSummary;
+use cwm_eval::{EvalOptions, Evaluation, InstanceReport, RunSummary};
 use cwm_results::RunDir;
 use tokio::task::JoinSet;
 
@@ -87,13 +88,14 @@ fn load_instances(settings: &RunSettings) -> anyhow::Result<Vec<Instance>> {
     Ok(filter.apply(all)?)
 }
 
-/// Finished means a prediction is recorded (and, with `--evaluate`, a report exists).
+/// Finished means a prediction is recorded (and, with `--evaluate`, the evaluation
+/// finished: `hardened.json` is its last file).
 fn is_done(run_dir: &RunDir, instance: &Instance, evaluate: bool) -> bool {
     run_dir.finished().contains_key(&instance.instance_id)
         && (!evaluate
             || run_dir
                 .eval_dir(&instance.instance_id)
-                .join("report.json")
+                .join(cwm_eval::hardened::HARDENED_FILE)
                 .exists())
 }
 
@@ -193,7 +195,7 @@ async fn process_instance(
         Ok(prediction) if shared.settings.evaluate => {
             line.set("evaluating");
             match grade(shared, instance, &prediction).await {
-                Ok(report) => (Some(report.resolved), report.error.is_some()),
+                Ok(evaluation) => (Some(evaluation.resolved()), evaluation.report.is_none()),
                 Err(e) => {
                     tracing::error!(instance = %iid, "evaluation failed: {e:#}");
                     (Some(false), true)
@@ -310,7 +312,7 @@ async fn grade(
     shared: &Shared,
     instance: &Instance,
     prediction: &Prediction,
-) -> anyhow::Result<InstanceReport> {
+) -> anyhow::Result<Evaluation> {
     let mut options = EvalOptions::new(&shared.settings.run_id);
     options.timeout = Duration::from_secs(shared.settings.eval_timeout);
     let out_dir = shared
@@ -318,7 +320,7 @@ async fn grade(
         .lock()
         .map_err(|_| anyhow::anyhow!("run directory lock poisoned"))?
         .eval_dir(&instance.instance_id);
-    let report = cwm_eval::evaluate(
+    let evaluation = cwm_eval::evaluate(
         &shared.docker,
         instance,
         prediction.model_patch.as_deref(),
@@ -326,7 +328,7 @@ async fn grade(
         &out_dir,
     )
     .await?;
-    Ok(report)
+    Ok(evaluation)
 }
 
 /// Writes the summary, prints the table, and picks the exit code.
@@ -342,13 +344,17 @@ fn finish_run(
     let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
     let predictions: BTreeMap<String, Prediction> = run_dir.finished().clone();
     let reports = load_reports(&run_dir, &ids);
-    let summary = RunSummary::build(&ids, &predictions, &reports);
+    let eval_root = run_dir.root().join("eval");
+    let summary = RunSummary::from_eval_dir(&ids, &predictions, &eval_root);
     summary.write(&run_dir.summary_path())?;
+    let hardened = HardenedSummary::from_eval_dir(&ids, &eval_root)?;
+    hardened.write(&run_dir.root().join(cwm_eval::hardened::HARDENED_SUMMARY_FILE))?;
     let rows = collect_rows(&run_dir, instances, &reports);
     print_table(&rows, shared.settings.evaluate);
     println!("run directory: {}", run_dir.root().display());
     if shared.settings.evaluate {
         println!("{}", summary.resolved_line());
+        println!("{}", hardened.line());
     }
     if interrupted {
         eprintln!(

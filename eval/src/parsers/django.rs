@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::pytest::re;
-use super::{py_split, py_strip};
+use super::{py_split, py_strip, ParserCrash};
 use crate::status::{StatusMap, TestStatus};
 
 /// Results interrupted by a multi-line print, then `ok` on its own line (upstream's list;
@@ -26,12 +26,13 @@ const PASS_SUFFIXES: [&str; 3] = [" ... ok", " ... OK", " ...  OK"];
 
 /// `parse_log_django`. A test with a docstring is reported under the docstring's first
 /// line; a result printed on a later line (`ok` after other output) goes to the last test
-/// seen with ` ... `.
-pub fn parse_log_django(log: &str) -> StatusMap {
+/// seen with ` ... `. A `FAIL:`/`ERROR:` line without a test name is an error, as upstream
+/// (see [`ParserCrash`]).
+pub fn parse_log_django(log: &str) -> Result<StatusMap, ParserCrash> {
     let mut map = StatusMap::new();
     let mut prev_test: Option<String> = None;
     for raw in log.split('\n') {
-        parse_line(py_strip(raw), &mut prev_test, &mut map);
+        parse_line(py_strip(raw), &mut prev_test, &mut map)?;
     }
     for pattern in INTERRUPTED.iter() {
         for caps in pattern.captures_iter(log) {
@@ -39,10 +40,14 @@ pub fn parse_log_django(log: &str) -> StatusMap {
             map.insert(name.to_string(), TestStatus::Passed);
         }
     }
-    map
+    Ok(map)
 }
 
-fn parse_line(line: &str, prev_test: &mut Option<String>, map: &mut StatusMap) {
+fn parse_line(
+    line: &str,
+    prev_test: &mut Option<String>,
+    map: &mut StatusMap,
+) -> Result<(), ParserCrash> {
     if line.contains("--version is equivalent to version") {
         map.insert(
             "--version is equivalent to version".to_string(),
@@ -61,17 +66,13 @@ fn parse_line(line: &str, prev_test: &mut Option<String>, map: &mut StatusMap) {
         map.insert(before(line, " ... FAIL"), TestStatus::Failed);
     }
     if line.starts_with("FAIL:") {
-        if let Some(name) = py_split(line).get(1) {
-            map.insert(py_strip(name).to_string(), TestStatus::Failed);
-        }
+        map.insert(second_word(line)?, TestStatus::Failed);
     }
     if line.ends_with(" ... ERROR") {
         map.insert(before(line, " ... ERROR"), TestStatus::Error);
     }
     if line.starts_with("ERROR:") {
-        if let Some(name) = py_split(line).get(1) {
-            map.insert(py_strip(name).to_string(), TestStatus::Error);
-        }
+        map.insert(second_word(line)?, TestStatus::Error);
     }
     // `test ... <output on several lines>` then `ok`: credit the last test seen.
     if line.starts_with("ok") {
@@ -79,6 +80,17 @@ fn parse_line(line: &str, prev_test: &mut Option<String>, map: &mut StatusMap) {
             map.insert(prev.clone(), TestStatus::Passed);
         }
     }
+    Ok(())
+}
+
+/// `line.split()[1]`, which raises in Python when there is no second word.
+fn second_word(line: &str) -> Result<String, ParserCrash> {
+    py_split(line)
+        .get(1)
+        .map(|name| py_strip(name).to_string())
+        .ok_or_else(|| ParserCrash {
+            line: line.to_string(),
+        })
 }
 
 fn parse_pass<'a>(line: &'a str, map: &mut StatusMap) -> &'a str {
@@ -146,7 +158,7 @@ FAILED (failures=1, errors=2, skipped=1)";
 
     #[test]
     fn django_runner_statuses() {
-        let map = parse_log_django(RUNNER);
+        let map = parse_log_django(RUNNER).expect("parses");
         assert_eq!(
             get(&map, "test_basic (ranges_tests.tests.AddMonthsTests)"),
             Some("PASSED")
@@ -197,7 +209,7 @@ FAILED (failures=1, errors=2, skipped=1)";
                    A zero step is rejected instead of looping forever. ... warning: step\n\
                    was zero\n\
                    ok\n";
-        let map = parse_log_django(log);
+        let map = parse_log_django(log).expect("parses");
         assert_eq!(
             get(
                 &map,
@@ -217,7 +229,7 @@ FAILED (failures=1, errors=2, skipped=1)";
     fn interrupted_results_are_recovered() {
         let log = "test_x (a.B) ... System check identified no issues (0 silenced)\nok\n\
                    test_y (a.B) ... Internal Server Error: /view/\nok";
-        let map = parse_log_django(log);
+        let map = parse_log_django(log).expect("parses");
         assert_eq!(get(&map, "test_x (a.B)"), Some("PASSED"));
         assert_eq!(get(&map, "test_y (a.B)"), Some("PASSED"));
     }
@@ -225,12 +237,20 @@ FAILED (failures=1, errors=2, skipped=1)";
     #[test]
     fn version_quirk_and_uppercase_ok() {
         let log = "--version is equivalent to version\ntest_z (a.B) ... OK\ntest_w (a.B) ...  OK";
-        let map = parse_log_django(log);
+        let map = parse_log_django(log).expect("parses");
         assert_eq!(
             get(&map, "--version is equivalent to version"),
             Some("PASSED")
         );
         assert_eq!(get(&map, "test_z (a.B)"), Some("PASSED"));
         assert_eq!(get(&map, "test_w (a.B)"), Some("PASSED"));
+    }
+
+    #[test]
+    fn bare_fail_line_is_a_crash_like_upstream() {
+        let err = parse_log_django("test_a (m.T) ... ok\nFAIL:\n").expect_err("must fail");
+        assert_eq!(err.line, "FAIL:");
+        assert!(parse_log_django("ERROR:x\n").is_err());
+        assert!(parse_log_django("ERROR: test_b (m.T)\n").is_ok());
     }
 }

@@ -18,8 +18,19 @@ pub use pytest::{
 };
 pub use sympy::parse_log_sympy;
 
-/// A log parser: the text between the test-output markers in, statuses out.
-pub type Parser = fn(&str) -> StatusMap;
+/// A log parser: log text in, statuses out. `Err` where the official parser raises an
+/// exception on the text (then SWE-bench 5.0.2 writes no report for the instance).
+pub type Parser = fn(&str) -> Result<StatusMap, ParserCrash>;
+
+/// The official parser raised on a line of the log. Only Django's does: a `FAIL:` or
+/// `ERROR:` line with no test name after it is an `IndexError` in
+/// `log_parsers/python.py`. cwm-bench matches that (no report.json; the instance counts as
+/// an error) rather than guessing a verdict the official grader never gives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the log line `{line}` has no test name after its status, and SWE-bench 5.0.2's parser fails on it")]
+pub struct ParserCrash {
+    pub line: String,
+}
 
 /// The parser registered under an official `log_parser` name.
 pub fn by_name(name: &str) -> Option<Parser> {
@@ -31,18 +42,18 @@ pub fn by_name(name: &str) -> Option<Parser> {
         | "parse_log_marshmallow"
         | "parse_log_pvlib"
         | "parse_log_pyvista"
-        | "parse_log_sqlfluff" => parse_log_pytest,
+        | "parse_log_sqlfluff" => |log| Ok(parse_log_pytest(log)),
         "parse_log_pytest_options"
         | "parse_log_requests"
         | "parse_log_pylint"
-        | "parse_log_pydicom" => parse_log_pytest_options,
+        | "parse_log_pydicom" => |log| Ok(parse_log_pytest_options(log)),
         "parse_log_pytest_v2" | "parse_log_astropy" | "parse_log_scikit" | "parse_log_sphinx" => {
-            parse_log_pytest_v2
+            |log| Ok(parse_log_pytest_v2(log))
         }
         "parse_log_django" => parse_log_django,
-        "parse_log_sympy" => parse_log_sympy,
-        "parse_log_matplotlib" => parse_log_matplotlib,
-        "parse_log_seaborn" => parse_log_seaborn,
+        "parse_log_sympy" => |log| Ok(parse_log_sympy(log)),
+        "parse_log_matplotlib" => |log| Ok(parse_log_matplotlib(log)),
+        "parse_log_seaborn" => |log| Ok(parse_log_seaborn(log)),
         _ => return None,
     };
     Some(parser)

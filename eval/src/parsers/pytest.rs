@@ -85,24 +85,26 @@ fn shorten_option(id: &str) -> String {
     format!("{main}[{option}]")
 }
 
-/// `parse_log_pytest_v2` (astropy, scikit-learn, sphinx): strips colour codes and control
-/// characters, and also reads the old `id STATUS` form.
-///
-/// This is the parser as of SWE-bench 4.x, which produced the Verified labels: ids are cut
-/// at the first space (e.g. astropy__astropy-13236 expects `test_non_mapping_init[ceci`).
-/// SWE-bench 5.0 keeps the whole id here, which no longer matches those labels.
+/// `parse_log_pytest_v2` (astropy, scikit-learn, sphinx), as SWE-bench 5.0.2 has it: colour
+/// codes and control characters are removed; a `FAILED` line is cut at its first ` - `;
+/// the id is every word after the status (so ids keep their spaces); and the old verbose
+/// form `id STATUS` takes the last word as the status.
 pub fn parse_log_pytest_v2(log: &str) -> StatusMap {
     let mut map = StatusMap::new();
     for raw in log.split('\n') {
-        let line = strip_colours(raw);
-        if let Some((status, id)) = summary_line(&line) {
-            map.insert(id, TestStatus::from_word(&status));
-        } else if starts_with_status(&line) {
-            // A bare status word or a `SKIPPED [N]` summary: nothing to record.
+        let mut line = strip_colours(raw);
+        if starts_with_status(&line) {
+            if line.starts_with("FAILED") {
+                line = line.split(" - ").next().unwrap_or_default().to_string();
+            }
+            let words = py_split(&line);
+            if words.len() >= 2 && !is_skip_summary(words[0], words[1]) {
+                map.insert(words[1..].join(" "), TestStatus::from_word(words[0]));
+            }
         } else if STATUS_WORDS.iter().any(|s| line.ends_with(s)) {
             let words = py_split(&line);
-            if words.len() >= 2 {
-                map.insert(words[0].to_string(), TestStatus::from_word(words[1]));
+            if let Some((status, id)) = words.split_last().filter(|_| words.len() >= 2) {
+                map.insert(id.join(" "), TestStatus::from_word(status));
             }
         }
     }
@@ -267,17 +269,17 @@ ERROR tests/test_slug.py::test_fixture_broken - ValueError: boom
             Some("PASSED")
         );
         assert_eq!(
-            get(&map, "astropy/io/tests/test_a.py::test_y[ceci"),
+            get(&map, "astropy/io/tests/test_a.py::test_y[ceci n'est pas]"),
             Some("FAILED")
         );
         assert_eq!(
             get(&map, "astropy/io/tests/test_b.py::test_old"),
             Some("PASSED")
         );
-        // The old form takes the first two words, as upstream does.
+        // 5.x keeps the whole id and takes the last word as the status.
         assert_eq!(
-            get(&map, "sklearn/tests/test_c.py::test_spaced[a"),
-            Some("b]")
+            get(&map, "sklearn/tests/test_c.py::test_spaced[a b]"),
+            Some("PASSED")
         );
         assert_eq!(map.len(), 4);
     }

@@ -186,14 +186,15 @@ fn verdict_cell(run: &LoadedRun, iid: &str) -> String {
     let Some(e) = find(run, iid) else {
         return "<td class=\"none\">—</td>".into();
     };
-    let (class, verdict) = match &e.report {
-        Some(r) if r.resolved => ("yes", "resolved"),
-        Some(_) => ("no", "unresolved"),
-        None => ("none", "not graded"),
+    let (class, verdict) = match (&e.report, e.graded()) {
+        (Some(r), _) if r.resolved => ("yes", "resolved"),
+        (_, true) => ("no", "unresolved"),
+        _ => ("none", "not graded"),
     };
     format!(
-        "<td class=\"{class}\"><a href=\"{}\">{verdict}</a> · {} turns · {}</td>",
+        "<td class=\"{class}\"><a href=\"{}\">{verdict}</a>{} · {} turns · {}</td>",
         attr(&trajectory_href(run, e)),
+        flag_mark(e),
         e.trajectory.turns.len(),
         text(e.status())
     )
@@ -227,12 +228,33 @@ pub fn trajectory_page(run: &LoadedRun, e: &Episode) -> String {
     page(&title, &body)
 }
 
+/// A marker for instances whose hardened verdict raised flags or differs from the official.
+fn flag_mark(e: &Episode) -> String {
+    let Some(h) = e.hardened.as_ref().filter(|_| e.flagged()) else {
+        return String::new();
+    };
+    let flags: Vec<String> = h
+        .flags
+        .iter()
+        .map(|f| serde_json::to_string(f).unwrap_or_default().replace('"', ""))
+        .collect();
+    let what = format!(
+        "hardened verdict: {}; flags: {}",
+        if h.resolved { "resolved" } else { "unresolved" },
+        if flags.is_empty() { "none".to_string() } else { flags.join(", ") }
+    );
+    format!(
+        " <span class=\"flagged\" title=\"{}\">⚑ flagged</span>",
+        attr(&what)
+    )
+}
+
 fn summary_table(run: &LoadedRun, e: &Episode) -> String {
     let f = e.trajectory.footer.as_ref();
-    let verdict = match &e.report {
-        Some(r) if r.resolved => "resolved",
-        Some(_) => "unresolved",
-        None => "not graded",
+    let verdict = match (&e.report, e.graded()) {
+        (Some(r), _) if r.resolved => "resolved",
+        (_, true) => "unresolved",
+        _ => "not graded",
     };
     let rows = [
         ("run", run.run_id.clone()),
@@ -335,17 +357,23 @@ pub fn diff_block(patch: Option<&str>) -> String {
 }
 
 fn tests_block(e: &Episode) -> String {
-    let Some(report) = &e.report else {
+    if !e.graded() {
         return "<p>This run was not evaluated.</p>\n".into();
+    }
+    let mut out = String::new();
+    if e.flagged() {
+        out.push_str(&format!("<p>{}</p>\n", flag_mark(e)));
+    }
+    let Some(status) = e.report.as_ref().and_then(|r| r.tests_status.as_ref()) else {
+        let why = e
+            .hardened
+            .as_ref()
+            .and_then(|h| h.error.clone())
+            .unwrap_or_else(|| "no gradable test log".into());
+        out.push_str(&format!("<p>No test verdicts: {}</p>\n", text(&why)));
+        return out;
     };
-    let Some(status) = &report.tests_status else {
-        let why = report
-            .error
-            .clone()
-            .unwrap_or_else(|| "no test log to grade (no patch, or it did not apply)".into());
-        return format!("<p>No test verdicts: {}</p>\n", text(&why));
-    };
-    let mut out = String::from(
+    out.push_str(
         "<table id=\"tests\"><thead><tr><th>test</th><th>group</th><th>verdict</th></tr></thead><tbody>\n",
     );
     for (group, sf) in groups(status) {

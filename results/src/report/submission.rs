@@ -2,11 +2,11 @@
 //! official formats: `all_preds.jsonl`, the run report `<model>.<run_id>.json`, `logs/<iid>/`
 //! (report.json, patch.diff, test_output.txt) and `trajs/<iid>.jsonl`.
 
-use std::collections::BTreeMap;
+
 use std::path::{Path, PathBuf};
 
 use cwm_eval::predictions::{Prediction, Predictions};
-use cwm_eval::{InstanceReport, RunSummary};
+use cwm_eval::RunSummary;
 
 use super::html::slug;
 use crate::loaded::LoadedRun;
@@ -14,7 +14,13 @@ use crate::report::write_file;
 use crate::ResultsError;
 
 /// Per-instance eval files copied into `logs/<iid>/` when they exist.
-const LOG_FILES: [&str; 3] = ["report.json", "patch.diff", "test_output.txt"];
+const LOG_FILES: [&str; 5] = [
+    "report.json",
+    "patch.diff",
+    "test_output.txt",
+    "run_instance.log",
+    "eval.sh",
+];
 
 /// Predictions of every finished episode, as `preds.jsonl` records them.
 pub fn predictions(run: &LoadedRun) -> Predictions {
@@ -39,12 +45,7 @@ pub fn summary(run: &LoadedRun) -> RunSummary {
         .iter()
         .map(|e| e.instance_id().to_string())
         .collect();
-    let reports: BTreeMap<String, InstanceReport> = run
-        .episodes
-        .iter()
-        .filter_map(|e| Some((e.instance_id().to_string(), e.report.clone()?)))
-        .collect();
-    RunSummary::build(&ids, &predictions(run), &reports)
+    RunSummary::from_eval_dir(&ids, &predictions(run), &run.root.join("eval"))
 }
 
 /// The file name upstream's `make_run_report` uses: `<model>.<run_id>.json`.
