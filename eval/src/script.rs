@@ -11,7 +11,7 @@ use regex::Regex;
 use crate::error::EvalError;
 use crate::log::{END_TEST_OUTPUT, START_TEST_OUTPUT};
 use crate::parsers::pytest::re;
-use crate::specs::{spec_for_parser, verified_spec, RepoSpec};
+use crate::specs::{pre_test_commands, spec_for_parser, verified_spec, RepoSpec};
 
 const REPO_DIR: &str = "/testbed";
 /// Files the test patch touches that are not tests (upstream's `NON_TEST_EXTS`, including
@@ -39,46 +39,57 @@ pub fn eval_script(instance: &Instance) -> Result<String, EvalError> {
 /// the test files between the output markers, then reset the test files again.
 pub fn build_eval_script(instance: &Instance) -> Result<String, EvalError> {
     let spec = repo_spec(instance)?;
-    let base = &instance.base_commit;
-    let reset = reset_command(base, &instance.test_patch);
-    let delimiter = heredoc_delimiter(&instance.test_patch);
-    let apply = format!(
-        "git apply -v - <<'{delimiter}'\n{}\n{delimiter}",
-        instance.test_patch
-    );
-    let directives = test_directives(&instance.test_patch, spec.django_directives);
-    let test_cmd = std::iter::once(spec.test_cmd.to_string())
-        .chain(directives)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let mut lines = setup_lines(&spec, &instance.base_commit);
+    lines.extend(test_lines(instance, &spec));
+    Ok(lines.join("\n") + "\n")
+}
 
-    let mut lines: Vec<String> = vec![
-        "#!/bin/bash".into(),
-        "set -uxo pipefail".into(),
-        "source /opt/miniconda3/bin/activate".into(),
-        "conda activate testbed".into(),
-        format!("cd {REPO_DIR}"),
+/// Everything before the test files are touched: environment, a record of the repo state,
+/// and the re-install that makes the patched package the one imported.
+fn setup_lines(spec: &RepoSpec, base_commit: &str) -> Vec<String> {
+    let activate = [
+        "source /opt/miniconda3/bin/activate",
+        "conda activate testbed",
     ];
+    let mut lines = vec!["#!/bin/bash".to_string(), "set -uxo pipefail".into()];
+    lines.extend(activate.map(String::from));
+    lines.push(format!("cd {REPO_DIR}"));
     lines.extend(spec.eval_commands.iter().map(|c| c.to_string()));
     lines.extend([
         format!("git config --global --add safe.directory {REPO_DIR}"),
         format!("cd {REPO_DIR}"),
         "git status".into(),
         "git show".into(),
-        format!("git -c core.fileMode=false diff {base}"),
-        "source /opt/miniconda3/bin/activate".into(),
-        "conda activate testbed".into(),
+        format!("git -c core.fileMode=false diff {base_commit}"),
     ]);
+    lines.extend(activate.map(String::from));
     lines.extend(spec.install.map(str::to_string));
-    lines.extend(reset.clone());
+    lines
+}
+
+/// Reset, test patch, per-instance pre-test lines, the marked test run, and reset again.
+fn test_lines(instance: &Instance, spec: &RepoSpec) -> Vec<String> {
+    let patch = &instance.test_patch;
+    let reset = reset_command(&instance.base_commit, patch);
+    let delimiter = heredoc_delimiter(patch);
+    let directives = test_directives(patch, spec.django_directives);
+    let test_cmd = std::iter::once(spec.test_cmd.to_string())
+        .chain(directives)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut lines: Vec<String> = reset.iter().cloned().collect();
+    lines.push(format!(
+        "git apply -v - <<'{delimiter}'\n{patch}\n{delimiter}"
+    ));
+    let pre_test = pre_test_commands(&instance.instance_id);
+    lines.extend(pre_test.iter().map(|c| c.to_string()));
     lines.extend([
-        apply,
         format!(": '{START_TEST_OUTPUT}'"),
         test_cmd,
         format!(": '{END_TEST_OUTPUT}'"),
     ]);
     lines.extend(reset);
-    Ok(lines.join("\n") + "\n")
+    lines
 }
 
 fn repo_spec(instance: &Instance) -> Result<RepoSpec, EvalError> {

@@ -121,6 +121,29 @@ fn matplotlib_install(v: Option<(u32, u32)>) -> &'static str {
     }
 }
 
+/// Lines the published Verified scripts run for single instances between applying the test
+/// patch and the start marker. They come from the per-instance data in SWE-bench's task repo
+/// (`SWE-bench/swe-bench-tasks`), not from the harness code, so they are read off the
+/// dataset's `eval_script`s; no other Verified instance has any.
+const PRE_TEST: &[(&str, &[&str])] = &[
+    (
+        "astropy__astropy-8707",
+        &["python -m pip install -q 'pytest<7.2'"],
+    ),
+    (
+        "astropy__astropy-8872",
+        &["export SETUPTOOLS_USE_DISTUTILS=stdlib"],
+    ),
+];
+
+/// The per-instance lines run right before the tests (see [`PRE_TEST`]); empty for most.
+pub fn pre_test_commands(instance_id: &str) -> &'static [&'static str] {
+    PRE_TEST
+        .iter()
+        .find(|(id, _)| *id == instance_id)
+        .map_or(&[], |(_, lines)| lines)
+}
+
 /// A spec for a repo outside the Verified 12, from its log format alone: the plain runner
 /// command, no install step (e.g. the bundled fixtures).
 pub fn spec_for_parser(log_parser: &str) -> Option<RepoSpec> {
@@ -159,5 +182,14 @@ mod tests {
             spec_for_parser("parse_log_sympy").map(|s| s.test_cmd),
             Some(TEST_SYMPY_VERBOSE)
         );
+    }
+
+    #[test]
+    fn pre_test_lines_are_per_instance() {
+        assert_eq!(
+            pre_test_commands("astropy__astropy-8872"),
+            ["export SETUPTOOLS_USE_DISTUTILS=stdlib"]
+        );
+        assert!(pre_test_commands("astropy__astropy-7671").is_empty());
     }
 }
