@@ -24,6 +24,7 @@ pub use status::{StatusMap, TestStatus};
 
 mod evaluate;
 pub mod predictions;
+pub mod regrade;
 mod summary;
 
 pub use evaluate::{evaluate, EvalOptions, Evaluation, APPLY_COMMANDS, CONTAINER_PATCH_FILE};

@@ -73,6 +73,17 @@ impl RunSummary {
         predictions: &Predictions,
         eval_dir: &Path,
     ) -> Self {
+        Self::from_dirs(dataset_ids, predictions, eval_dir, eval_dir)
+    }
+
+    /// [`Self::from_eval_dir`] with the reports in `reports_dir` and the logs that classify
+    /// failures in `logs_dir`.
+    pub fn from_dirs(
+        dataset_ids: &[String],
+        predictions: &Predictions,
+        reports_dir: &Path,
+        logs_dir: &Path,
+    ) -> Self {
         let mut sets = Sets::default();
         for id in dataset_ids {
             let Some(prediction) = predictions.get(id) else {
@@ -83,11 +94,11 @@ impl RunSummary {
                 sets.empty_patch.insert(id.clone());
                 continue;
             }
-            classify_report(id, &eval_dir.join(id).join(REPORT_FILE), &mut sets);
+            classify_report(id, &reports_dir.join(id).join(REPORT_FILE), &mut sets);
         }
         let failed: Vec<String> = sets.unresolved.union(&sets.error).cloned().collect();
         for id in failed {
-            let dir = eval_dir.join(&id);
+            let dir = logs_dir.join(&id);
             let logs = [dir.join(TEST_OUTPUT_FILE), dir.join(INSTANCE_LOG_FILE)];
             if let Some((reason, tier)) = classify_logs(&[&logs[0], &logs[1]]) {
                 sets.reasons.insert(id.clone(), reason.to_string());

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use cwm_datasets::Instance;
-use cwm_eval::{evaluate, EvalOptions, InstanceReport, ResolvedStatus};
+use cwm_eval::{evaluate, EvalOptions, Evaluation, Flag, InstanceReport, ResolvedStatus};
 use futures_util::StreamExt;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -50,12 +50,12 @@ fn unique_run_id(tag: &str) -> String {
     format!("evaltest-{tag}-{}", std::process::id())
 }
 
-/// Evaluates each `(instance, patch)` with two at a time; reports in input order.
+/// Evaluates each `(instance, patch)` with two at a time; results in input order.
 fn evaluate_all(
     jobs: Vec<(Instance, Option<String>)>,
     opts: &EvalOptions,
     dir: &Path,
-) -> Vec<InstanceReport> {
+) -> Vec<Evaluation> {
     fixture_images();
     runtime().block_on(async {
         let docker = cwm_env::connect().await.expect("docker");
@@ -98,13 +98,24 @@ fn gold_resolves_every_fixture() {
         let patch = i.patch.clone();
         (i, Some(patch))
     });
-    let reports = evaluate_all(jobs.collect(), &opts, dir.path());
-    assert_eq!(reports.len(), 9);
-    for report in &reports {
+    let evaluations = evaluate_all(jobs.collect(), &opts, dir.path());
+    assert_eq!(evaluations.len(), 9);
+    for evaluation in &evaluations {
+        let report = official(evaluation);
         assert!(report.resolved, "{report:?}");
         assert_eq!(report.resolution(), ResolvedStatus::Full);
+        // Gold is resolved under the hardened verdict too, with nothing flagged.
+        assert!(evaluation.hardened.resolved, "{evaluation:?}");
+        assert!(evaluation.hardened.flags.is_empty(), "{evaluation:?}");
         let files = dir.path().join(&report.instance_id);
-        for file in ["patch.diff", "eval.sh", "test_output.txt", "report.json"] {
+        for file in [
+            "patch.diff",
+            "eval.sh",
+            "run_instance.log",
+            "test_output.txt",
+            "report.json",
+            "hardened.json",
+        ] {
             assert!(
                 files.join(file).is_file(),
                 "{} lacks {file}",
@@ -115,27 +126,65 @@ fn gold_resolves_every_fixture() {
     assert_eq!(leftover_containers(&opts.run_id), "");
 }
 
+/// The official report, which the test expects to exist.
+fn official(evaluation: &Evaluation) -> &InstanceReport {
+    evaluation
+        .report
+        .as_ref()
+        .unwrap_or_else(|| panic!("no report.json: {evaluation:?}"))
+}
+
+/// A patch that changes nothing the tests see: the base commit's tests run.
+fn noop_patch() -> String {
+    "diff --git a/NOTES.txt b/NOTES.txt\nnew file mode 100644\n--- /dev/null\n+++ b/NOTES.txt\n\
+     @@ -0,0 +1 @@\n+nothing to see\n"
+        .to_string()
+}
+
 #[test]
-fn empty_resolves_none_and_the_hanging_fixture_times_out() {
+fn empty_patches_are_not_run_like_upstream() {
     let dir = tempdir();
-    let mut opts = EvalOptions::new(unique_run_id("empty"));
-    opts.timeout = Duration::from_secs(15);
-    let jobs = fixtures().into_iter().map(|i| (i, Some(String::new())));
-    let reports = evaluate_all(jobs.collect(), &opts, dir.path());
-    for report in &reports {
-        assert!(!report.resolved, "{report:?}");
-        assert!(report.patch_exists);
+    let opts = EvalOptions::new(unique_run_id("empty"));
+    let jobs = vec![
+        (fixture("paginate"), Some(String::new())),
+        (fixture("slugify"), None),
+        (fixture("semver"), Some(" \n\t\n".to_string())),
+    ];
+    let evaluations = evaluate_all(jobs, &opts, dir.path());
+    for evaluation in &evaluations {
+        assert!(evaluation.report.is_none(), "{evaluation:?}");
+        assert!(!evaluation.hardened.resolved);
+        assert!(evaluation.hardened.error.is_some());
     }
-    let retry = reports
+    assert!(!dir.path().join("fixtures__paginate-1/test_output.txt").exists());
+    let whitespace = evaluations[2].hardened.error.as_deref().unwrap_or("");
+    assert!(whitespace.starts_with("patch failed"), "{whitespace}");
+    assert_eq!(leftover_containers(&opts.run_id), "");
+}
+
+#[test]
+fn base_commit_resolves_none_and_the_hanging_fixture_times_out() {
+    let dir = tempdir();
+    let mut opts = EvalOptions::new(unique_run_id("base"));
+    opts.timeout = Duration::from_secs(15);
+    let jobs = fixtures().into_iter().map(|i| (i, Some(noop_patch())));
+    let evaluations = evaluate_all(jobs.collect(), &opts, dir.path());
+    for evaluation in &evaluations {
+        assert!(!evaluation.resolved(), "{evaluation:?}");
+        assert!(!evaluation.hardened.resolved, "{evaluation:?}");
+    }
+    let retry = evaluations
         .iter()
-        .find(|r| r.instance_id == "fixtures__retry-1")
+        .find(|e| e.hardened.instance_id == "fixtures__retry-1")
         .expect("retry evaluated");
+    // 5.x writes no report for a timeout.
+    assert!(retry.report.is_none());
     let error = retry
+        .hardened
         .error
         .as_deref()
         .expect("timeout recorded as an error");
     assert!(error.contains("timed out after 15 s"), "{error}");
-    assert!(retry.tests_status.is_none());
     let log = std::fs::read_to_string(dir.path().join("fixtures__retry-1/test_output.txt"))
         .expect("partial log kept");
     assert!(log.contains(">>>>> Start Test Output"), "{log}");
@@ -144,12 +193,12 @@ fn empty_resolves_none_and_the_hanging_fixture_times_out() {
         "{log}"
     );
     // Every other fixture ran to the end and was graded.
-    for report in reports
+    for evaluation in evaluations
         .iter()
-        .filter(|r| r.instance_id != "fixtures__retry-1")
+        .filter(|e| e.hardened.instance_id != "fixtures__retry-1")
     {
-        assert!(report.error.is_none(), "{report:?}");
-        assert!(report.tests_status.is_some(), "{report:?}");
+        assert!(evaluation.hardened.error.is_none(), "{evaluation:?}");
+        assert!(official(evaluation).tests_status.is_some(), "{evaluation:?}");
     }
     assert_eq!(leftover_containers(&opts.run_id), "");
 }
@@ -158,7 +207,7 @@ fn evaluate_one(
     instance: Instance,
     patch: &str,
     tag: &str,
-) -> (InstanceReport, PathBuf, tempfile::TempDir) {
+) -> (Evaluation, PathBuf, tempfile::TempDir) {
     let dir = tempdir();
     let opts = EvalOptions::new(unique_run_id(tag));
     let id = instance.instance_id.clone();
@@ -170,11 +219,12 @@ fn evaluate_one(
 
 #[test]
 fn careless_patch_breaks_pass_to_pass_and_is_graded_no() {
-    let (report, _, _dir) = evaluate_one(
+    let (evaluation, _, _dir) = evaluate_one(
         fixture("paginate"),
         &fixture_file("paginate", "careless.patch"),
         "careless",
     );
+    let report = official(&evaluation);
     let status = report.tests_status.clone().expect("graded");
     assert!(status.fail_to_pass.failure.is_empty(), "{status:?}");
     assert!(!status.pass_to_pass.failure.is_empty(), "{status:?}");
@@ -184,13 +234,14 @@ fn careless_patch_breaks_pass_to_pass_and_is_graded_no() {
 
 #[test]
 fn half_fix_is_graded_partial() {
-    let (report, _, _dir) = evaluate_one(
+    let (evaluation, _, _dir) = evaluate_one(
         fixture("slugify"),
         &fixture_file("slugify", "half.patch"),
         "half",
     );
+    let report = official(&evaluation);
     assert_eq!(report.resolution(), ResolvedStatus::Partial, "{report:?}");
-    let status = report.tests_status.expect("graded");
+    let status = report.tests_status.clone().expect("graded");
     assert_eq!(status.fail_to_pass.failure.len(), 4, "{status:?}");
     assert!(!report.resolved);
 }
@@ -198,20 +249,23 @@ fn half_fix_is_graded_partial() {
 #[test]
 fn garbage_patch_is_reported_as_patch_failed() {
     let garbage = "diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n@@ -1,2 +1,2 @@\n-old line\n+new line\n context\n";
-    let (report, out, _dir) = evaluate_one(fixture("paginate"), garbage, "garbage");
-    assert!(report.patch_exists);
-    assert!(!report.patch_successfully_applied);
-    assert!(!report.resolved);
+    let (evaluation, out, _dir) = evaluate_one(fixture("paginate"), garbage, "garbage");
+    // 5.x writes no report for a patch that does not apply.
+    assert!(evaluation.report.is_none(), "{evaluation:?}");
+    assert!(!out.join("report.json").exists());
+    assert!(!evaluation.hardened.resolved);
     assert!(
-        report
+        evaluation
+            .hardened
             .error
             .as_deref()
             .unwrap_or("")
             .starts_with("patch failed"),
-        "{report:?}"
+        "{evaluation:?}"
     );
-    let log = std::fs::read_to_string(out.join("patch_apply.log")).expect("apply log");
-    assert!(log.contains("patch --batch --fuzz=5 -p1 -i"), "{log}");
+    let log = std::fs::read_to_string(out.join("run_instance.log")).expect("apply log");
+    assert!(log.contains("patch --batch --forward --fuzz=5 -p1 -i"), "{log}");
+    assert!(log.contains("git apply --check --reverse"), "{log}");
     assert!(!out.join("test_output.txt").exists());
 }
 
@@ -221,9 +275,11 @@ fn patch_that_edits_tests_cannot_help_itself() {
     // the tests). The eval script checks test files out at the base commit before applying
     // the test patch, so it is gone by the time the tests run.
     let cheat = include_str!("data/daterange_cheat.patch");
-    let (report, _, _dir) = evaluate_one(fixture("daterange"), cheat, "cheat");
+    let (evaluation, _, _dir) = evaluate_one(fixture("daterange"), cheat, "cheat");
+    let report = official(&evaluation);
     assert!(report.patch_successfully_applied, "{report:?}");
     assert!(!report.resolved, "{report:?}");
+    assert!(!evaluation.hardened.resolved, "{evaluation:?}");
 
     // Control: without that reset, the same patch would have resolved the task.
     let mut unguarded = fixture("daterange");
@@ -234,7 +290,10 @@ fn patch_that_edits_tests_cannot_help_itself() {
     );
     unguarded.eval_script = Some(script.replacen(&reset, "", 1));
     let (control, _, _dir) = evaluate_one(unguarded, cheat, "cheat-control");
-    assert!(control.resolved, "{control:?}");
+    assert!(control.resolved(), "{control:?}");
+    // The hardened run reverts the test file the patch touched, so it is not fooled.
+    assert!(!control.hardened.resolved, "{control:?}");
+    assert!(control.hardened.flags.contains(&Flag::TestFileModified));
 }
 
 #[test]
@@ -247,25 +306,9 @@ fn generated_eval_scripts_grade_gold_like_the_shipped_ones() {
         let patch = instance.patch.clone();
         (instance, Some(patch))
     });
-    let reports = evaluate_all(jobs.collect(), &opts, dir.path());
-    for report in reports {
-        assert!(report.resolved, "{report:?}");
+    for evaluation in evaluate_all(jobs.collect(), &opts, dir.path()) {
+        assert!(evaluation.resolved(), "{evaluation:?}");
     }
-}
-
-#[test]
-fn null_patch_runs_nothing() {
-    let dir = tempdir();
-    let opts = EvalOptions::new(unique_run_id("null"));
-    let reports = evaluate_all(vec![(fixture("paginate"), None)], &opts, dir.path());
-    assert!(reports[0].patch_is_none);
-    assert!(!reports[0].patch_exists);
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("fixtures__paginate-1/report.json"))
-            .expect("report"),
-    )
-    .expect("json");
-    assert_eq!(json["fixtures__paginate-1"]["patch_is_None"], true);
 }
 
 #[test]
@@ -279,9 +322,96 @@ fn network_off_tells_pip_to_stay_offline() {
          ls /sys/class/net\n: '>>>>> Start Test Output'\n: '>>>>> End Test Output'\n"
             .to_string(),
     );
-    evaluate_all(vec![(instance, Some(String::new()))], &opts, dir.path());
+    evaluate_all(vec![(instance, Some(noop_patch()))], &opts, dir.path());
     let log = std::fs::read_to_string(dir.path().join("fixtures__paginate-1/test_output.txt"))
         .expect("log");
     assert!(log.contains("pip_no_index=1 isolation=0"), "{log}");
     assert!(!log.contains("eth0"), "{log}");
+}
+
+/// Adds `text` (with `\r` line breaks, which the grader reads as newlines but `git diff`
+/// prints inside one diff line) to the fixture's README, so the eval script's `git diff`
+/// echoes it before the tests.
+fn forged_log_patch(instance: &Instance) -> String {
+    let mut forged = String::from(">>>>> Start Test Output");
+    for id in instance.fail_to_pass.iter().chain(&instance.pass_to_pass) {
+        forged.push_str(&format!("\rPASSED {id}"));
+    }
+    forged.push_str("\r>>>>> End Test Output\r>>>>> Test Exit Code: 0");
+    let readme = fixture_file("paginate", "repo/README.md");
+    let last = readme.lines().last().unwrap_or_default();
+    let count = readme.lines().count();
+    format!(
+        "diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n\
+         @@ -{count},1 +{count},2 @@\n {last}\n+{forged}\n"
+    )
+}
+
+#[test]
+fn forged_markers_in_the_echoed_diff_fool_only_the_official_verdict() {
+    let instance = fixture("paginate");
+    let patch = forged_log_patch(&instance);
+    let (evaluation, _, _dir) = evaluate_one(instance, &patch, "forged-markers");
+    assert!(evaluation.resolved(), "5.x is fooled: {evaluation:?}");
+    assert!(!evaluation.hardened.resolved, "{evaluation:?}");
+    assert!(evaluation.hardened.flags.contains(&Flag::ForgedMarkers), "{evaluation:?}");
+}
+
+#[test]
+fn conftest_that_passes_everything_fools_only_the_official_verdict() {
+    let conftest = fixture_file("paginate", "repo/conftest.py");
+    let count = conftest.lines().count();
+    let last = conftest.lines().last().unwrap_or_default();
+    let hook = [
+        "",
+        "import pytest as _pytest",
+        "",
+        "",
+        "@_pytest.hookimpl(hookwrapper=True)",
+        "def pytest_runtest_makereport(item, call):",
+        "    outcome = yield",
+        "    outcome.get_result().outcome = \"passed\"",
+    ];
+    let added: String = hook.iter().map(|l| format!("+{l}\n")).collect();
+    let patch = format!(
+        "diff --git a/conftest.py b/conftest.py\n--- a/conftest.py\n+++ b/conftest.py\n\
+         @@ -{count},1 +{count},{} @@\n {last}\n{added}",
+        hook.len() + 1
+    );
+    let (evaluation, out, _dir) = evaluate_one(fixture("paginate"), &patch, "conftest");
+    assert!(evaluation.resolved(), "5.x is fooled: {evaluation:?}");
+    assert!(!evaluation.hardened.resolved, "{evaluation:?}");
+    assert!(
+        evaluation.hardened.flags.contains(&Flag::ConftestModified),
+        "{evaluation:?}"
+    );
+    assert!(out.join("test_output.hardened.txt").is_file());
+}
+
+#[test]
+fn file_at_a_test_patch_path_fools_only_the_official_verdict() {
+    // slugify's test patch creates tests/test_transliteration.py (kept alone here, with a
+    // generated eval script). The model creates that file first, with every assertion made
+    // vacuous; the real test patch then fails to apply and the model's copy runs.
+    let mut instance = fixture("slugify");
+    let start = instance
+        .test_patch
+        .find("diff --git a/tests/test_transliteration.py")
+        .expect("the test patch adds the file");
+    instance.test_patch = instance.test_patch[start..].to_string();
+    // The generated script runs only the files the test patch touches.
+    instance
+        .pass_to_pass
+        .retain(|id| id.starts_with("tests/test_transliteration.py"));
+    instance.eval_script = None;
+    let patch = instance
+        .test_patch
+        .replace("+    assert ", "+    assert True or ");
+    let (evaluation, _, _dir) = evaluate_one(instance, &patch, "test-path");
+    assert!(evaluation.resolved(), "5.x is fooled: {evaluation:?}");
+    assert!(!evaluation.hardened.resolved, "{evaluation:?}");
+    assert!(
+        evaluation.hardened.flags.contains(&Flag::TestPatchPathCreated),
+        "{evaluation:?}"
+    );
 }

@@ -6,6 +6,7 @@ pub mod bench_overhead;
 pub mod clean;
 pub mod dataset;
 pub mod eval;
+pub mod grade;
 pub mod export;
 pub mod images;
 pub mod local_task;
