@@ -32,6 +32,8 @@ enum Command {
     Images(commands::images::ImagesCommand),
     /// Grade predictions in fresh containers, like the official SWE-bench harness.
     Eval(commands::eval::EvalArgs),
+    /// Grade existing test logs without containers (re-grade a run, or the official harness's logs).
+    Grade(commands::grade::GradeArgs),
     /// Remove leftover task containers (by label).
     Clean(commands::clean::CleanArgs),
     /// Replay a trajectory in a fresh container and check every observation is the same.
@@ -63,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Dataset(cmd) => commands::dataset::run(cmd),
         Command::Images(cmd) => commands::images::run(cmd),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Grade(args) => commands::grade::run(args),
         Command::Clean(args) => commands::clean::run(args),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Replay(args) => block_on(commands::replay::run(args)),
