@@ -111,3 +111,207 @@ fn predictions_for_unknown_instances_are_a_clear_error() {
     assert!(stderr.contains("not in the dataset"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every file under `dir` named `name`, by instance id.
+fn files_named(dir: &Path, name: &str) -> Vec<(String, Vec<u8>)> {
+    let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .expect("eval dir")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let bytes = std::fs::read(e.path().join(name)).ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), bytes))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn grade_reproduces_a_finished_runs_reports_byte_for_byte() {
+    build_fixture_images();
+    let runs = tempfile::tempdir().expect("tempdir");
+    let runs_dir = runs.path().to_str().expect("utf-8 path");
+    let run_id = format!("gradecli-{}", std::process::id());
+    // Gold on three fixtures, one of them with a patch that does not apply.
+    let preds = runs.path().join("preds.jsonl");
+    let instances = cwm_datasets::load(&cwm_datasets::fixtures::fixtures_jsonl()).expect("load");
+    let mut lines = String::new();
+    for (id, patch) in [
+        ("fixtures__paginate-1", None),
+        ("fixtures__rational-1", None),
+        (
+            "fixtures__semver-1",
+            Some("diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n"),
+        ),
+    ] {
+        let gold = instances
+            .iter()
+            .find(|i| i.instance_id == id)
+            .expect("fixture");
+        let record = serde_json::json!({
+            "instance_id": id,
+            "model_name_or_path": "gold",
+            "model_patch": patch.unwrap_or(&gold.patch),
+        });
+        lines.push_str(&format!("{record}\n"));
+    }
+    std::fs::write(&preds, lines).expect("write predictions");
+    let preds = preds.to_str().expect("utf-8 path");
+    let filter = "fixtures__paginate-1,fixtures__rational-1,fixtures__semver-1";
+    let out = cwm_bench(&[
+        "eval",
+        "--predictions",
+        preds,
+        "--instances",
+        filter,
+        "--run-id",
+        &run_id,
+        "--runs-dir",
+        runs_dir,
+        "--workers",
+        "2",
+    ]);
+    // The patch that does not apply is a graded outcome (an error in the summary, as
+    // upstream counts it), not a failure of the command.
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stdout_last_line(&out), "resolved 2/3 (66.7%)");
+    let eval_dir = Path::new(runs_dir).join(&run_id).join("eval");
+    let regraded = runs.path().join("regraded");
+    let out = cwm_bench(&[
+        "grade",
+        "--predictions",
+        preds,
+        "--instances",
+        filter,
+        "--logs",
+        eval_dir.to_str().expect("utf-8"),
+        "--out",
+        regraded.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stdout_last_line(&out), "resolved 2/3 (66.7%)");
+    let original = files_named(&eval_dir, "report.json");
+    assert_eq!(original.len(), 2, "no report where 5.x writes none");
+    assert_eq!(original, files_named(&regraded, "report.json"));
+    let summary = |dir: &Path| std::fs::read(dir.join("summary.json")).expect("summary");
+    assert_eq!(
+        summary(&Path::new(runs_dir).join(&run_id)),
+        summary(&regraded)
+    );
+    assert_eq!(leftover_containers(&run_id), "");
+}
+
+fn leftover_containers(run_id: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=cwm-bench.run={run_id}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn grade_names_bad_input_and_keeps_what_it_wrote() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("eval");
+    let write = |id: &str, bytes: &[u8]| {
+        std::fs::create_dir_all(logs.join(id)).expect("mkdir");
+        std::fs::write(logs.join(id).join("test_output.txt"), bytes).expect("write log");
+    };
+    let good = "+ : '>>>>> Start Test Output'\nPASSED tests/test_paginator.py::test_page_count_rounds_up\n+ : '>>>>> End Test Output'\n";
+    write("fixtures__paginate-1", good.as_bytes());
+    write("fixtures__retry-1", b"PASSED \xff\xfe broken\n");
+    let preds = dir.path().join("preds.jsonl");
+    let record = |id: &str| {
+        format!(r#"{{"instance_id": "{id}", "model_name_or_path": "m", "model_patch": "diff"}}"#)
+    };
+    std::fs::write(
+        &preds,
+        format!(
+            "{}\n{}\n",
+            record("fixtures__paginate-1"),
+            record("fixtures__retry-1")
+        ),
+    )
+    .expect("write predictions");
+    let grade = |preds: &Path| {
+        cwm_bench(&[
+            "grade",
+            "--predictions",
+            preds.to_str().expect("utf-8"),
+            "--logs",
+            logs.to_str().expect("utf-8"),
+        ])
+    };
+    // A log that is not UTF-8: one line naming the file; the other report is written.
+    let out = grade(&preds);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("fixtures__retry-1/test_output.txt"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not UTF-8"), "{stderr}");
+    let report = logs.join("fixtures__paginate-1/report.json");
+    assert!(report.is_file());
+    assert!(!logs.join("fixtures__retry-1/report.json").exists());
+    let written = std::fs::read(&report).expect("report");
+
+    // A truncated predictions file: one line naming it; nothing already written changes.
+    let truncated = dir.path().join("truncated.jsonl");
+    let full = std::fs::read_to_string(&preds).expect("read");
+    std::fs::write(&truncated, &full[..full.len() - 20]).expect("write");
+    let out = grade(&truncated);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("truncated.jsonl"), "{stderr}");
+    assert_eq!(std::fs::read(&report).expect("report"), written);
+
+    // A prediction for an unknown instance.
+    let unknown = dir.path().join("unknown.jsonl");
+    std::fs::write(&unknown, format!("{}\n", record("nope__nope-1"))).expect("write");
+    let stderr = stderr_of(&grade(&unknown));
+    assert!(
+        stderr.contains("nope__nope-1") && stderr.contains("not in the dataset"),
+        "{stderr}"
+    );
+
+    // An unknown log_parser in the dataset.
+    let dataset = dir.path().join("dataset.jsonl");
+    let instances = cwm_datasets::load(&cwm_datasets::fixtures::fixtures_jsonl()).expect("load");
+    let mut row = serde_json::to_value(
+        instances
+            .iter()
+            .find(|i| i.instance_id == "fixtures__paginate-1")
+            .expect("fixture"),
+    )
+    .expect("json");
+    row["log_parser"] = "parse_log_cobol".into();
+    std::fs::write(&dataset, format!("{row}\n")).expect("write dataset");
+    let one = dir.path().join("one.jsonl");
+    std::fs::write(&one, format!("{}\n", record("fixtures__paginate-1"))).expect("write");
+    let out = cwm_bench(&[
+        "grade",
+        "--dataset",
+        dataset.to_str().expect("utf-8"),
+        "--predictions",
+        one.to_str().expect("utf-8"),
+        "--logs",
+        logs.to_str().expect("utf-8"),
+    ]);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("parse_log_cobol"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(std::fs::read(&report).expect("report"), written);
+}

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cwm_datasets::Instance;
-use cwm_eval::predictions::{self, Predictions};
 use cwm_eval::hardened::{HardenedSummary, HARDENED_SUMMARY_FILE};
+use cwm_eval::predictions::{self, Predictions};
 use cwm_eval::{EvalOptions, Evaluation, RunSummary};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -74,11 +74,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         args.workers,
     )))?;
     let summary = summarise(&selected, &preds, &run_dir)?;
-    println!("{}", summary.resolved_line());
     let ids: Vec<String> = selected.iter().map(|i| i.instance_id.clone()).collect();
     let hardened = HardenedSummary::from_eval_dir(&ids, &run_dir.join("eval"))?;
     hardened.write(&run_dir.join(HARDENED_SUMMARY_FILE))?;
     println!("{}", hardened.line());
+    println!("{}", summary.resolved_line());
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {

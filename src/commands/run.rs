@@ -348,13 +348,17 @@ fn finish_run(
     let summary = RunSummary::from_eval_dir(&ids, &predictions, &eval_root);
     summary.write(&run_dir.summary_path())?;
     let hardened = HardenedSummary::from_eval_dir(&ids, &eval_root)?;
-    hardened.write(&run_dir.root().join(cwm_eval::hardened::HARDENED_SUMMARY_FILE))?;
+    hardened.write(
+        &run_dir
+            .root()
+            .join(cwm_eval::hardened::HARDENED_SUMMARY_FILE),
+    )?;
     let rows = collect_rows(&run_dir, instances, &reports);
     print_table(&rows, shared.settings.evaluate);
     println!("run directory: {}", run_dir.root().display());
     if shared.settings.evaluate {
-        println!("{}", summary.resolved_line());
         println!("{}", hardened.line());
+        println!("{}", summary.resolved_line());
     }
     if interrupted {
         eprintln!(
