@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use cwm_results::export::{export, CwmDump, Format, Only, RlRecord, SftRecord};
+use cwm_results::export::{
+    export, export_with, CwmDump, Format, Only, RlRecord, SftRecord, Verdict,
+};
 use cwm_results::report::write_report;
 use cwm_results::LoadedRun;
 use serde_json::json;
@@ -68,6 +70,9 @@ fn write_episode(run: &Path, id: &str, passed: usize, f2p: usize) {
     let dir = run.join("eval").join(id);
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join("report.json"), report.to_string()).expect("write");
+    let hardened = json!({"instance_id": id, "resolved": resolved,
+        "official_resolved": resolved, "flags": []});
+    std::fs::write(dir.join("hardened.json"), hardened.to_string()).expect("write");
 }
 
 fn sample_run(root: &Path) -> LoadedRun {
@@ -189,4 +194,42 @@ fn only_graded_verdicts_count_as_flipped() {
         LoadedRun::load(&b).expect("load b"),
     ];
     assert_eq!(cwm_results::report::html::flipped_ids(&runs), ["o__r-1"]);
+}
+
+#[test]
+fn rl_rewards_follow_the_hardened_verdict_unless_told_otherwise() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("run-a");
+    sample_run(dir.path());
+    // o__r-1 passed officially, but its patch forged the markers.
+    let forged = json!({"instance_id": "o__r-1", "resolved": false,
+        "official_resolved": true, "flags": ["forged_markers"]});
+    std::fs::write(root.join("eval/o__r-1/hardened.json"), forged.to_string()).expect("write");
+    let runs = [LoadedRun::load(&root).expect("load")];
+    let rewards = |verdict| {
+        let out = dir.path().join("rl.jsonl");
+        export_with(&runs, Format::Rl, Only::All, verdict, &out).expect("rl");
+        let first: RlRecord = serde_json::from_str(&lines(&out)[0]).expect("rl");
+        first.rewards
+    };
+    let hardened = rewards(Verdict::Hardened);
+    assert_eq!(hardened.resolved, 0.0);
+    assert_eq!(hardened.verdict, "hardened");
+    assert!(hardened.official_resolved);
+    assert_eq!(hardened.hardened_flags, vec![cwm_eval::Flag::ForgedMarkers]);
+    assert_eq!(rewards(Verdict::Official).resolved, 1.0);
+    // The default export is the hardened one, and --only resolved follows it.
+    let out = dir.path().join("resolved.jsonl");
+    let stats = export(&runs, Format::Sft, Only::Resolved, &out).expect("resolved");
+    assert_eq!((stats.written, stats.unresolved), (0, 2));
+    // The HTML report marks the flagged instance, and only it.
+    let report = dir.path().join("report");
+    let files = write_report(&runs, &report).expect("report");
+    let index = std::fs::read_to_string(&files.index).expect("index");
+    assert_eq!(index.matches("⚑ flagged").count(), 1, "{index}");
+    let page = |id: &str| {
+        std::fs::read_to_string(report.join(format!("trajectories/run-a/{id}.html"))).expect("page")
+    };
+    assert!(page("o__r-1").contains("flags: forged_markers"));
+    assert!(!page("o__r-2").contains("⚑ flagged"));
 }
