@@ -132,7 +132,7 @@ pub fn flipped_ids(runs: &[LoadedRun]) -> Vec<String> {
         .filter(|id| {
             let verdicts: BTreeSet<bool> = runs
                 .iter()
-                .filter_map(|r| find(r, id)?.report.as_ref().map(|report| report.resolved))
+                .filter_map(|r| find(r, id).filter(|e| e.graded()).map(|e| e.resolved()))
                 .collect();
             verdicts.len() > 1
         })
@@ -236,12 +236,20 @@ fn flag_mark(e: &Episode) -> String {
     let flags: Vec<String> = h
         .flags
         .iter()
-        .map(|f| serde_json::to_string(f).unwrap_or_default().replace('"', ""))
+        .map(|f| {
+            serde_json::to_string(f)
+                .unwrap_or_default()
+                .replace('"', "")
+        })
         .collect();
     let what = format!(
         "hardened verdict: {}; flags: {}",
         if h.resolved { "resolved" } else { "unresolved" },
-        if flags.is_empty() { "none".to_string() } else { flags.join(", ") }
+        if flags.is_empty() {
+            "none".to_string()
+        } else {
+            flags.join(", ")
+        }
     );
     format!(
         " <span class=\"flagged\" title=\"{}\">⚑ flagged</span>",
