@@ -138,7 +138,10 @@ pub async fn evaluate(
     };
     let nonce = hardened::new_nonce();
     let official = run.attempt(&nonce, &[]).await?;
-    write_atomic(&out_dir.join(INSTANCE_LOG_FILE), official.apply_log.as_bytes())?;
+    write_atomic(
+        &out_dir.join(INSTANCE_LOG_FILE),
+        official.apply_log.as_bytes(),
+    )?;
     if let Some(log) = &official.log {
         write_atomic(&out_dir.join(TEST_OUTPUT_FILE), log.as_bytes())?;
     }
@@ -298,7 +301,10 @@ impl Run<'_> {
         revert: &[String],
     ) -> Result<Attempt, cwm_env::EnvError> {
         let (applied, apply_log) = if self.patch.trim().is_empty() {
-            (false, "the patch holds only whitespace; nothing to apply\n".into())
+            (
+                false,
+                "the patch holds only whitespace; nothing to apply\n".into(),
+            )
         } else {
             container
                 .write_file(CONTAINER_PATCH_FILE, self.patch.as_bytes())

@@ -182,10 +182,7 @@ pub fn add_markers(script: &str, script_path: &str, nonce: &str) -> String {
             out.push(format!(": '{}'", start_marker(nonce)));
         }
         if line == format!("{TEST_EXIT_CODE_VAR}=$?") {
-            out.push(format!(
-                ": \"{}${TEST_EXIT_CODE_VAR}\"",
-                end_marker(nonce)
-            ));
+            out.push(format!(": \"{}${TEST_EXIT_CODE_VAR}\"", end_marker(nonce)));
         }
     }
     out.join("\n")
@@ -252,14 +249,23 @@ pub fn grade_log(
         flags.push(Flag::ExitCodeContradiction);
         return false;
     }
-    let status = grade(&map, &instance.fail_to_pass, &instance.pass_to_pass, eval_type);
+    let status = grade(
+        &map,
+        &instance.fail_to_pass,
+        &instance.pass_to_pass,
+        eval_type,
+    );
     resolution(&status) == ResolvedStatus::Full
 }
 
 /// The flag for a path the model patch changed, if it is protected test infrastructure.
 /// `test_patch_files` are the paths the test patch touches; `created` says whether the
 /// model patch created the path.
-pub fn protected_flag(path: &str, test_patch_new: &[String], test_patch_files: &[String]) -> Option<Flag> {
+pub fn protected_flag(
+    path: &str,
+    test_patch_new: &[String],
+    test_patch_files: &[String],
+) -> Option<Flag> {
     let name = path.rsplit('/').next().unwrap_or(path);
     if test_patch_new.iter().any(|p| p == path) {
         return Some(Flag::TestPatchPathCreated);
@@ -288,7 +294,12 @@ pub fn protected_flag(path: &str, test_patch_new: &[String], test_patch_files: &
 pub fn patch_paths(patch: &str) -> Vec<(String, bool)> {
     let mut out: Vec<(String, bool)> = Vec::new();
     let mut push = |path: &str, created: bool| {
-        let path = path.split('\t').next().unwrap_or(path).trim_end().to_string();
+        let path = path
+            .split('\t')
+            .next()
+            .unwrap_or(path)
+            .trim_end()
+            .to_string();
         if !out.iter().any(|(p, _)| *p == path) {
             out.push((path, created));
         }
@@ -308,7 +319,10 @@ pub fn patch_paths(patch: &str) -> Vec<(String, bool)> {
         }
     }
     for line in &lines {
-        if let Some(path) = line.strip_prefix("rename to ").or(line.strip_prefix("rename from ")) {
+        if let Some(path) = line
+            .strip_prefix("rename to ")
+            .or(line.strip_prefix("rename from "))
+        {
             push(path, false);
         }
     }
@@ -342,12 +356,18 @@ mod tests {
             "#!/bin/bash\nset -uxo pipefail\n: '>>>>> Start Test Output'\npytest\n: '>>>>> End Test Output'\n",
         );
         let hardened = add_markers(&script, "/eval.sh", "abc");
-        assert!(hardened.contains("set -uxo pipefail\nrm -f /eval.sh\n"), "{hardened}");
+        assert!(
+            hardened.contains("set -uxo pipefail\nrm -f /eval.sh\n"),
+            "{hardened}"
+        );
         assert!(hardened.contains(": '>>>>> Start Test Output'\n: '>>>>> cwm-bench start abc'\npytest\nSWEBENCH_TEST_EXIT_CODE=$?\n: \">>>>> cwm-bench end abc exit=$SWEBENCH_TEST_EXIT_CODE\"\n"), "{hardened}");
         let log = "+ : '>>>>> Start Test Output'\n+ : '>>>>> cwm-bench start abc'\n+ pytest\nPASSED a.py::t\n\
                    + SWEBENCH_TEST_EXIT_CODE=0\n+ : '>>>>> cwm-bench end abc exit=0'\n";
         let r = region(log, "abc").expect("region");
-        assert_eq!(r.text, "+ pytest\nPASSED a.py::t\n+ SWEBENCH_TEST_EXIT_CODE=0\n");
+        assert_eq!(
+            r.text,
+            "+ pytest\nPASSED a.py::t\n+ SWEBENCH_TEST_EXIT_CODE=0\n"
+        );
         assert_eq!(r.exit_code, Some(0));
         assert!(region(log, "abd").is_none());
     }
@@ -356,17 +376,41 @@ mod tests {
     fn protected_paths() {
         let new = vec!["tests/test_new.py".to_string()];
         let touched = vec!["pkg/tests/test_a.py".to_string()];
-        assert_eq!(protected_flag("tests/test_new.py", &new, &touched), Some(Flag::TestPatchPathCreated));
-        assert_eq!(protected_flag("conftest.py", &new, &touched), Some(Flag::ConftestModified));
-        assert_eq!(protected_flag("a/b/conftest.py", &new, &touched), Some(Flag::ConftestModified));
-        assert_eq!(protected_flag("tox.ini", &new, &touched), Some(Flag::TestConfigModified));
-        assert_eq!(protected_flag("pkg/tests/helpers.py", &new, &touched), Some(Flag::TestFileModified));
-        assert_eq!(protected_flag("pkg/test_x.py", &new, &touched), Some(Flag::TestFileModified));
+        assert_eq!(
+            protected_flag("tests/test_new.py", &new, &touched),
+            Some(Flag::TestPatchPathCreated)
+        );
+        assert_eq!(
+            protected_flag("conftest.py", &new, &touched),
+            Some(Flag::ConftestModified)
+        );
+        assert_eq!(
+            protected_flag("a/b/conftest.py", &new, &touched),
+            Some(Flag::ConftestModified)
+        );
+        assert_eq!(
+            protected_flag("tox.ini", &new, &touched),
+            Some(Flag::TestConfigModified)
+        );
+        assert_eq!(
+            protected_flag("pkg/tests/helpers.py", &new, &touched),
+            Some(Flag::TestFileModified)
+        );
+        assert_eq!(
+            protected_flag("pkg/test_x.py", &new, &touched),
+            Some(Flag::TestFileModified)
+        );
         assert_eq!(protected_flag("pkg/core.py", &new, &touched), None);
         assert_eq!(protected_flag("pkg/testing_utils.py", &new, &touched), None);
         let paths = patch_paths("diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n\
                                  diff --git a/n b/n\nnew file mode 100644\n--- /dev/null\n+++ b/n\t\n");
-        assert_eq!(paths, vec![("x".to_string(), false), ("n".to_string(), true)]);
-        assert_eq!(revert_command(&["a b'c".into()]), "git checkout HEAD -- 'a b'\\''c' 2>/dev/null || rm -rf -- 'a b'\\''c'");
+        assert_eq!(
+            paths,
+            vec![("x".to_string(), false), ("n".to_string(), true)]
+        );
+        assert_eq!(
+            revert_command(&["a b'c".into()]),
+            "git checkout HEAD -- 'a b'\\''c' 2>/dev/null || rm -rf -- 'a b'\\''c'"
+        );
     }
 }

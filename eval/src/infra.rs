@@ -53,7 +53,11 @@ static SIGNATURES: LazyLock<Vec<(&'static str, Tier, Regex)>> = LazyLock::new(||
             Ambiguous,
             r"Cannot find module|MODULE_NOT_FOUND|ModuleNotFoundError",
         ),
-        ("no_tests_collected", Ambiguous, r"no tests ran|collected 0 items"),
+        (
+            "no_tests_collected",
+            Ambiguous,
+            r"no tests ran|collected 0 items",
+        ),
         (
             "tests_timed_out",
             Ambiguous,

@@ -33,13 +33,15 @@ pub fn parser_for(instance: &Instance) -> Result<Parser, EvalError> {
 pub fn eval_type_for(instance: &Instance) -> Result<EvalType, EvalError> {
     match instance.extra.get("eval_type") {
         None | Some(serde_json::Value::Null) => Ok(EvalType::PassAndFail),
-        Some(value) => value
-            .as_str()
-            .and_then(EvalType::from_name)
-            .ok_or_else(|| EvalError::UnknownEvalType {
-                instance_id: instance.instance_id.clone(),
-                value: value.to_string(),
-            }),
+        Some(value) => {
+            value
+                .as_str()
+                .and_then(EvalType::from_name)
+                .ok_or_else(|| EvalError::UnknownEvalType {
+                    instance_id: instance.instance_id.clone(),
+                    value: value.to_string(),
+                })
+        }
     }
 }
 
@@ -69,7 +71,12 @@ pub fn report_for_log(
         }
         return Ok(report);
     };
-    let status = grade(&map, &instance.fail_to_pass, &instance.pass_to_pass, eval_type);
+    let status = grade(
+        &map,
+        &instance.fail_to_pass,
+        &instance.pass_to_pass,
+        eval_type,
+    );
     report.patch_successfully_applied = true;
     report.resolved = resolution(&status) == ResolvedStatus::Full;
     report.tests_status = Some(status);
@@ -94,9 +101,7 @@ pub fn official_eval_script(script: &str) -> String {
             recorded = true;
             lines.push(format!("{TEST_EXIT_CODE_VAR}=$?"));
             lines.push(line.to_string());
-            lines.push(format!(
-                "echo \"{TEST_EXIT_CODE}: ${TEST_EXIT_CODE_VAR}\""
-            ));
+            lines.push(format!("echo \"{TEST_EXIT_CODE}: ${TEST_EXIT_CODE_VAR}\""));
         } else {
             lines.push(line.to_string());
         }

@@ -156,7 +156,10 @@ fn empty_patches_are_not_run_like_upstream() {
         assert!(!evaluation.hardened.resolved);
         assert!(evaluation.hardened.error.is_some());
     }
-    assert!(!dir.path().join("fixtures__paginate-1/test_output.txt").exists());
+    assert!(!dir
+        .path()
+        .join("fixtures__paginate-1/test_output.txt")
+        .exists());
     let whitespace = evaluations[2].hardened.error.as_deref().unwrap_or("");
     assert!(whitespace.starts_with("patch failed"), "{whitespace}");
     assert_eq!(leftover_containers(&opts.run_id), "");
@@ -198,7 +201,10 @@ fn base_commit_resolves_none_and_the_hanging_fixture_times_out() {
         .filter(|e| e.hardened.instance_id != "fixtures__retry-1")
     {
         assert!(evaluation.hardened.error.is_none(), "{evaluation:?}");
-        assert!(official(evaluation).tests_status.is_some(), "{evaluation:?}");
+        assert!(
+            official(evaluation).tests_status.is_some(),
+            "{evaluation:?}"
+        );
     }
     assert_eq!(leftover_containers(&opts.run_id), "");
 }
@@ -264,7 +270,10 @@ fn garbage_patch_is_reported_as_patch_failed() {
         "{evaluation:?}"
     );
     let log = std::fs::read_to_string(out.join("run_instance.log")).expect("apply log");
-    assert!(log.contains("patch --batch --forward --fuzz=5 -p1 -i"), "{log}");
+    assert!(
+        log.contains("patch --batch --forward --fuzz=5 -p1 -i"),
+        "{log}"
+    );
     assert!(log.contains("git apply --check --reverse"), "{log}");
     assert!(!out.join("test_output.txt").exists());
 }
@@ -354,7 +363,10 @@ fn forged_markers_in_the_echoed_diff_fool_only_the_official_verdict() {
     let (evaluation, _, _dir) = evaluate_one(instance, &patch, "forged-markers");
     assert!(evaluation.resolved(), "5.x is fooled: {evaluation:?}");
     assert!(!evaluation.hardened.resolved, "{evaluation:?}");
-    assert!(evaluation.hardened.flags.contains(&Flag::ForgedMarkers), "{evaluation:?}");
+    assert!(
+        evaluation.hardened.flags.contains(&Flag::ForgedMarkers),
+        "{evaluation:?}"
+    );
 }
 
 #[test]
@@ -411,7 +423,32 @@ fn file_at_a_test_patch_path_fools_only_the_official_verdict() {
     assert!(evaluation.resolved(), "5.x is fooled: {evaluation:?}");
     assert!(!evaluation.hardened.resolved, "{evaluation:?}");
     assert!(
-        evaluation.hardened.flags.contains(&Flag::TestPatchPathCreated),
+        evaluation
+            .hardened
+            .flags
+            .contains(&Flag::TestPatchPathCreated),
         "{evaluation:?}"
     );
+}
+
+#[test]
+fn hunk_already_in_the_image_is_skipped_not_reversed() {
+    // The gold fix plus a README hunk whose change the image already has, with no `index`
+    // lines (so `--3way` cannot help): every `git apply` fails; `patch --forward` applies
+    // the fix and skips the README hunk, and the already-applied check accepts the result.
+    // Without `--forward`, `patch --batch` would silently take the README hunk back out.
+    let instance = fixture("paginate");
+    let gold: String = instance
+        .patch
+        .lines()
+        .filter(|l| !l.starts_with("index "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let readme = "diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n\
+                  @@ -1,2 +1,3 @@\n # pagekit\n+\n Tiny helpers to split a sequence into numbered pages.\n";
+    let patch = format!("{gold}{readme}");
+    let (evaluation, out, _dir) = evaluate_one(instance, &patch, "forward");
+    assert!(evaluation.resolved(), "{evaluation:?}");
+    let log = std::fs::read_to_string(out.join("run_instance.log")).expect("apply log");
+    assert!(log.contains("verified already applied"), "{log}");
 }
