@@ -371,7 +371,12 @@ pub fn cwm_dump(episode: &Episode, verdict: Verdict) -> CwmDump {
     }
 }
 
-fn cwm_transition(episode: &Episode, turn: &Turn, is_last: bool, verdict: Verdict) -> CwmTransition {
+fn cwm_transition(
+    episode: &Episode,
+    turn: &Turn,
+    is_last: bool,
+    verdict: Verdict,
+) -> CwmTransition {
     let terminal = is_last && episode.trajectory.footer.is_some();
     // The prompt already ends with the generation prefix, so the action is what follows it.
     let action_str = turn

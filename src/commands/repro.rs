@@ -206,7 +206,8 @@ impl cwm_agent::EpisodeObserver for StreamObserver {
 
 fn print_verdict(evaluation: &Evaluation) {
     let resolution = evaluation.report.as_ref().map(|r| r.resolution());
-    let verdict = format!("{:?}", resolution.unwrap_or(cwm_eval::ResolvedStatus::No)).to_uppercase();
+    let verdict =
+        format!("{:?}", resolution.unwrap_or(cwm_eval::ResolvedStatus::No)).to_uppercase();
     let headline = if evaluation.resolved() {
         style(format!("RESOLVED ({verdict})")).green().bold()
     } else {
@@ -220,11 +221,18 @@ fn print_verdict(evaluation: &Evaluation) {
     if hardened.disagrees() || !hardened.flags.is_empty() {
         println!(
             "  hardened verdict: {} (flags: {:?})",
-            if hardened.resolved { "resolved" } else { "not resolved" },
+            if hardened.resolved {
+                "resolved"
+            } else {
+                "not resolved"
+            },
             hardened.flags
         );
     }
-    let status = evaluation.report.as_ref().and_then(|r| r.tests_status.as_ref());
+    let status = evaluation
+        .report
+        .as_ref()
+        .and_then(|r| r.tests_status.as_ref());
     if let Some(status) = status {
         for (kind, tests) in [
             ("FAIL_TO_PASS", &status.fail_to_pass.failure),

@@ -2,7 +2,6 @@
 //! official formats: `all_preds.jsonl`, the run report `<model>.<run_id>.json`, `logs/<iid>/`
 //! (report.json, patch.diff, test_output.txt) and `trajs/<iid>.jsonl`.
 
-
 use std::path::{Path, PathBuf};
 
 use cwm_eval::predictions::{Prediction, Predictions};
