@@ -19,8 +19,8 @@ pub use episode::{
 };
 pub use message::{Message, Role};
 pub use policy::{
-    parse_model_spec, ModelReply, ModelSpec, OpenAiConfig, OpenAiPolicy, OraclePolicy, Policy,
-    PolicyError, ReplayPolicy,
+    parse_model_spec, ModelReply, ModelSpec, OpenAiConfig, OpenAiPolicy, OpenAiSampling,
+    OraclePolicy, Policy, PolicyError, ReplayPolicy,
 };
 pub use prompt::{render_cwm_prompt, system_prompt, user_prompt};
 pub use replay_check::{replay_and_compare, Mismatch, ReplayReport};

@@ -3,7 +3,8 @@
 use anyhow::Context;
 use cwm_agent::local::{LocalPolicy, SamplingParams};
 use cwm_agent::{
-    parse_model_spec, ModelSpec, OpenAiConfig, OpenAiPolicy, OraclePolicy, Policy, ReplayPolicy,
+    parse_model_spec, ModelSpec, OpenAiConfig, OpenAiPolicy, OpenAiSampling, OraclePolicy, Policy,
+    ReplayPolicy,
 };
 
 /// Sampling and request settings shared by `run` and `repro`.
@@ -31,6 +32,12 @@ pub fn build_policy(spec: &str, settings: &PolicySettings) -> anyhow::Result<Box
                 config.extra_body.extend(extra.clone());
             }
             config.tool_role = settings.tool_role.clone();
+            config.sampling = OpenAiSampling {
+                temperature: settings.temperature,
+                top_p: settings.top_p,
+                top_k: settings.top_k,
+                seed: Some(settings.seed),
+            };
             if settings.api_key.is_some() {
                 config.api_key = settings.api_key.clone();
             }

@@ -45,8 +45,18 @@ pub struct ReproArgs {
     /// Where the trajectory and eval files go (default: runs/repro-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[arg(long, default_value_t = 0.0)]
+    /// Sampling temperature (default 1.0, CWM's SWE-bench setting; 0 is greedy).
+    #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
+    /// Nucleus sampling threshold (default 0.95, CWM's SWE-bench setting).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f64,
+    /// Keep only the K most likely tokens (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub sampling_seed: u64,
 }
 
 pub async fn run(args: ReproArgs) -> anyhow::Result<ExitCode> {
@@ -57,6 +67,9 @@ pub async fn run(args: ReproArgs) -> anyhow::Result<ExitCode> {
         max_turns: args.max_turns,
         command_timeout: args.command_timeout,
         temperature: args.temperature,
+        top_p: args.top_p,
+        top_k: args.top_k,
+        sampling_seed: args.sampling_seed,
         ..RunSettings::default()
     };
     let out = args
@@ -137,6 +150,8 @@ async fn solve(
         &PolicySettings {
             temperature: settings.temperature,
             top_p: settings.top_p,
+            top_k: settings.top_k,
+            seed: settings.sampling_seed,
             max_action_tokens: settings.max_action_tokens,
             ..PolicySettings::default()
         },

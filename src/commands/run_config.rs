@@ -71,14 +71,19 @@ pub struct RunFlags {
     /// Seconds for an eval script (default 1800).
     #[arg(long)]
     pub eval_timeout: Option<u64>,
-    /// Sampling temperature (default 0: greedy).
+    /// Sampling temperature (default 1.0, CWM's SWE-bench setting; 0 is greedy). Sent to
+    /// `openai:` servers and used by the local engine.
     #[arg(long)]
     pub temperature: Option<f64>,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches this
+    /// (default 0.95, CWM's SWE-bench setting; 1 turns it off).
     #[arg(long)]
     pub top_p: Option<f64>,
+    /// Keep only the K most likely tokens (default 0: off). Sent to `openai:` servers as
+    /// `top_k`, which vLLM and llama.cpp's server accept.
     #[arg(long)]
     pub top_k: Option<usize>,
-    /// Sampling seed.
+    /// Sampling seed (default 0), sent to `openai:` servers as `seed`.
     #[arg(long)]
     pub sampling_seed: Option<u64>,
     /// Extra JSON fields for OpenAI-compatible requests, e.g.
@@ -157,8 +162,8 @@ impl Default for RunSettings {
             time_limit: 7200,
             autosubmit: false,
             eval_timeout: 1800,
-            temperature: 0.0,
-            top_p: 1.0,
+            temperature: 1.0,
+            top_p: 0.95,
             top_k: 0,
             sampling_seed: 0,
             extra_body: None,
@@ -214,7 +219,8 @@ fn read_config_file(path: &Path) -> anyhow::Result<RunFlags> {
 }
 
 /// The built-in default job runs the small local model, whose 8k context and slow CPU decoding
-/// call for short budgets; a model chosen by the user gets CWM's evaluation budgets.
+/// call for short budgets, greedily so the demo is the same on every machine; a model chosen by
+/// the user gets CWM's evaluation budgets and sampling.
 fn default_job_budgets(model: &str) -> serde_json::Value {
     if !model.starts_with("local:") {
         return serde_json::json!({});
@@ -224,6 +230,8 @@ fn default_job_budgets(model: &str) -> serde_json::Value {
         "max_context_tokens": 8192,
         "max_action_tokens": 128,
         "time_limit": 300,
+        "temperature": 0.0,
+        "top_p": 1.0,
     })
 }
 

@@ -13,7 +13,7 @@ use cwm_datasets::Instance;
 
 use crate::message::Message;
 
-pub use openai::{OpenAiConfig, OpenAiPolicy};
+pub use openai::{OpenAiConfig, OpenAiPolicy, OpenAiSampling};
 pub use oracle::{oracle_calls, OraclePolicy};
 pub use replay::{parse_script, ReplayPolicy};
 pub use spec::{parse_model_spec, ModelSpec};

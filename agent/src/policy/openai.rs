@@ -29,6 +29,49 @@ pub struct OpenAiConfig {
     /// Sends `tool: NAME` messages with this role instead (e.g. `user`), for servers that
     /// only accept the standard roles. `None` sends CWM's role unchanged, as vLLM needs.
     pub tool_role: Option<String>,
+    /// Sampling fields sent with every request.
+    pub sampling: OpenAiSampling,
+}
+
+/// The sampling fields of a chat-completions request. Defaults are CWM's SWE-bench
+/// evaluation settings (temperature 1.0, top-p 0.95).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OpenAiSampling {
+    /// 0 is greedy.
+    pub temperature: f64,
+    pub top_p: f64,
+    /// 0 leaves it out; otherwise sent as `top_k`, the extra field vLLM and llama.cpp's
+    /// server accept.
+    pub top_k: usize,
+    /// Sent as `seed`.
+    pub seed: Option<u64>,
+}
+
+impl Default for OpenAiSampling {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_p: 0.95,
+            top_k: 0,
+            seed: None,
+        }
+    }
+}
+
+impl OpenAiSampling {
+    /// The request fields, exactly as sent.
+    pub fn fields(&self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        fields.insert("temperature".into(), json!(self.temperature));
+        fields.insert("top_p".into(), json!(self.top_p));
+        if self.top_k > 0 {
+            fields.insert("top_k".into(), json!(self.top_k));
+        }
+        if let Some(seed) = self.seed {
+            fields.insert("seed".into(), json!(seed));
+        }
+        fields
+    }
 }
 
 impl OpenAiConfig {
@@ -49,6 +92,7 @@ impl OpenAiConfig {
             max_retries: 5,
             initial_backoff: Duration::from_secs(1),
             tool_role: None,
+            sampling: OpenAiSampling::default(),
         }
     }
 
@@ -91,6 +135,8 @@ impl OpenAiPolicy {
         body.insert("model".into(), json!(self.config.model));
         body.insert("messages".into(), json!(messages));
         body.insert("max_tokens".into(), json!(max_tokens));
+        body.extend(self.config.sampling.fields());
+        // `--extra-body` wins over everything, as the user's explicit override.
         for (k, v) in &self.config.extra_body {
             body.insert(k.clone(), v.clone());
         }
@@ -201,6 +247,7 @@ impl Policy for OpenAiPolicy {
             "model": self.config.model,
             "extra_body": self.config.extra_body,
             "tool_role": self.config.tool_role,
+            "sampling_sent": self.config.sampling.fields(),
         })
     }
 }
