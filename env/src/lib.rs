@@ -27,4 +27,4 @@ pub use images::{
 };
 pub use output::CUT_MARKER;
 pub use repo_image::build_repo_image;
-pub use shell::{Shell, ShellConfig, ShellOutput};
+pub use shell::{Shell, ShellConfig, ShellOutput, SESSION_MARK_VAR};

@@ -9,8 +9,9 @@
 //!
 //! Timeouts: a second bash (the "warden") is started next to the session's bash and kept idle.
 //! On a timeout it kills every process in the session's process session except bash itself,
-//! using builtins only (see `killer.rs`), so it works even when a fork bomb has used up the pids
-//! limit. If bash does not come back, or dies (`exit`, `kill -9 $$`), a fresh one is started and
+//! and every process that left it with `setsid` but still carries the session's marker
+//! variable ([`SESSION_MARK_VAR`]), using builtins only (see `killer.rs`), so it works even
+//! when a fork bomb has used up the pids limit. If bash does not come back, or dies (`exit`, `kill -9 $$`), a fresh one is started and
 //! the result says `restarted`.
 
 use std::pin::Pin;
@@ -40,6 +41,9 @@ const WARDEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Put before a command's output when its predecessors' background processes were killed.
 const RUNAWAY_NOTE: &str =
     "[cwm-bench: background processes were killed: they had used up the container's process limit]\n";
+
+/// The variable that marks every process a session started, even in a new process session.
+pub const SESSION_MARK_VAR: &str = "CWM_BENCH_SESSION";
 
 /// Non-interactive defaults: pagers print, editors return at once, Python does not buffer.
 const SESSION_ENV: &[(&str, &str)] = &[
@@ -134,6 +138,8 @@ pub struct Shell {
     /// two halves never appear joined in the command line, so even `set -x` cannot fake it.
     token_a: String,
     token_b: String,
+    /// `SESSION_MARK_VAR=<random>`: the environment entry of this session's processes.
+    mark: String,
     main: Option<Bash>,
     warden: Option<Warden>,
     /// Bytes that arrived after the last sentinel (late output of background jobs).
@@ -168,6 +174,7 @@ impl Shell {
             config,
             token_a: random_hex(),
             token_b: random_hex(),
+            mark: format!("{SESSION_MARK_VAR}={}", random_hex()),
             main: None,
             warden: None,
             carry: Vec::new(),
@@ -230,7 +237,8 @@ impl Shell {
         self.collect(out, deadline).await
     }
 
-    /// Kills the session's bash and everything it started, and starts a fresh one.
+    /// Kills the session's bash and everything it started (in new process sessions too), and
+    /// starts a fresh one.
     pub async fn restart(&mut self) -> Result<(), EnvError> {
         if let Some(old) = self.main.take() {
             // Best effort: the warden may be gone too (e.g. after `kill -9 -1`).
@@ -315,7 +323,10 @@ impl Shell {
     fn session_env(&self) -> Vec<String> {
         let defaults = SESSION_ENV.iter().map(|(k, v)| format!("{k}={v}"));
         let extra = self.config.env.iter().map(|(k, v)| format!("{k}={v}"));
-        defaults.chain(extra).collect()
+        defaults
+            .chain(extra)
+            .chain(std::iter::once(self.mark.clone()))
+            .collect()
     }
 
     async fn send(&mut self, line: &str) -> Result<(), EnvError> {
@@ -444,7 +455,8 @@ impl Shell {
 
     async fn warden_kill(&mut self, sid: i64, spare: i64) -> Result<bool, EnvError> {
         let request = format!(
-            "__cwm_kill {sid} {spare}; if builtin kill -0 {spare} 2>/dev/null; then builtin printf 'alive\\n'; else builtin printf 'dead\\n'; fi\n"
+            "__cwm_kill {sid} {spare} {}; if builtin kill -0 {spare} 2>/dev/null; then builtin printf 'alive\\n'; else builtin printf 'dead\\n'; fi\n",
+            self.mark
         );
         let answer = self.warden_request(&request).await?;
         Ok(spare != 0 && answer == "alive")

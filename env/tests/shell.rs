@@ -265,3 +265,37 @@ fn rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// Sleeps of the test below still running (zombies show as `[sleep] <defunct>`).
+async fn escaped_sleeps(shell: &mut Shell) -> String {
+    let out = run(shell, "ps -eo args= | grep -c '^sleep 100[0-9]$'").await;
+    out.output.trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_in_new_sessions_die_on_timeout_and_restart() {
+    let (docker, run_label, container, mut shell) = session("setsid").await;
+    // Both escape the session: `setsid`, and a daemon's fork-setsid-fork that leaves it
+    // orphaned under pid 1.
+    let escape = |n: u32| {
+        format!(
+            "setsid sleep 100{n} & (setsid sh -c 'sleep 100{} &' &)",
+            n + 1
+        )
+    };
+    let out = hostile(&mut shell, &format!("{}; sleep 100", escape(1)), SHORT).await;
+    assert!(out.timed_out, "{out:?}");
+    assert_eq!(escaped_sleeps(&mut shell).await, "0", "killed on timeout");
+
+    run(&mut shell, &escape(3)).await;
+    assert_eq!(
+        escaped_sleeps(&mut shell).await,
+        "2",
+        "a finished command's jobs live on"
+    );
+    shell.restart().await.unwrap();
+    assert_eq!(escaped_sleeps(&mut shell).await, "0", "killed on restart");
+    drop(shell);
+    container.remove().await.unwrap();
+    assert_no_leftovers(&docker, &run_label).await;
+}
