@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
+use bollard::container::PathStatResponse;
 use bollard::query_parameters::{
     ContainerArchiveInfoOptionsBuilder, DownloadFromContainerOptionsBuilder,
     UploadToContainerOptionsBuilder,
@@ -18,6 +19,8 @@ use crate::{Container, EnvError};
 const MAX_LINK_DEPTH: usize = 8;
 /// Go's `os.ModeDir`, as the daemon reports it in a path stat.
 const GO_MODE_DIR: u32 = 1 << 31;
+/// Go's `os.ModeSymlink`.
+const GO_MODE_SYMLINK: u32 = 1 << 27;
 
 /// Makes `path` absolute (relative paths are relative to `/testbed`, the working dir) and
 /// resolves `.` and `..` lexically.
@@ -50,10 +53,11 @@ impl Container {
     }
 
     /// Writes a whole file, creating missing parent directories. An existing file keeps its
-    /// permission bits (a script stays executable); a new one gets 0644.
+    /// permission bits (a script stays executable); a new one gets 0644. A symlink is
+    /// followed: its target is written and the link stays a link.
     pub async fn write_file(&self, path: &str, content: &[u8]) -> Result<(), EnvError> {
-        let path = container_path(path);
-        let mode = self.existing_mode(&path).await?.unwrap_or(0o644);
+        let (path, mode) = self.write_target(&container_path(path)).await?;
+        let mode = mode.unwrap_or(0o644);
         let archive = single_file_tar(&path, content, mode)
             .map_err(EnvError::io(format!("packing {path} for upload")))?;
         let options = UploadToContainerOptionsBuilder::new().path("/").build();
@@ -66,18 +70,38 @@ impl Container {
             )))
     }
 
-    /// Permission bits of an existing regular file, None when nothing is at `path`.
-    async fn existing_mode(&self, path: &str) -> Result<Option<u32>, EnvError> {
+    /// The file a write to `path` lands in, following symlinks, and its permission bits
+    /// (None when it does not exist yet).
+    async fn write_target(&self, path: &str) -> Result<(String, Option<u32>), EnvError> {
+        let mut path = path.to_string();
+        for _ in 0..MAX_LINK_DEPTH {
+            let Some(stat) = self.stat(&path).await? else {
+                return Ok((path, None));
+            };
+            if stat.file_mode & GO_MODE_DIR != 0 {
+                return Err(self.not_a_file(&path, "a directory"));
+            }
+            if stat.file_mode & GO_MODE_SYMLINK == 0 {
+                return Ok((path, Some(stat.file_mode & 0o777)));
+            }
+            if stat.link_target.is_empty() {
+                return Err(self.not_a_file(&path, "a symlink the daemon did not resolve"));
+            }
+            // The daemon reports the link fully resolved; a relative target is handled too.
+            path = link_target(&path, &stat.link_target);
+        }
+        Err(self.not_a_file(&path, "a symlink chain deeper than 8 links"))
+    }
+
+    /// The daemon's stat of `path` (not following a final symlink), None when it is missing.
+    async fn stat(&self, path: &str) -> Result<Option<PathStatResponse>, EnvError> {
         let options = ContainerArchiveInfoOptionsBuilder::new().path(path).build();
         match self
             .docker()
             .get_container_archive_info(self.id(), Some(options))
             .await
         {
-            Ok(stat) if stat.file_mode & GO_MODE_DIR != 0 => {
-                Err(self.not_a_file(path, "a directory"))
-            }
-            Ok(stat) => Ok(Some(stat.file_mode & 0o777)),
+            Ok(stat) => Ok(Some(stat)),
             Err(err) if is_not_found(&err) => Ok(None),
             Err(cause) => Err(EnvError::Docker {
                 action: format!("checking {path} in container {}", short(self.id())),

@@ -83,6 +83,19 @@ async fn files_round_trip_binary_safe_and_large() {
         container.read_file("/tmp/link.sh").await.unwrap(),
         b"#!/bin/sh\necho bye\n"
     );
+    // Writing through the link writes its target, which keeps its mode; the link stays.
+    container
+        .write_file("/tmp/link.sh", b"#!/bin/sh\necho linked\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        sh(
+            &container,
+            "stat -c '%F %a' /tmp/link.sh /tmp/run.sh && /tmp/run.sh"
+        )
+        .await,
+        "symbolic link 777\nregular file 755\nlinked\n"
+    );
     let missing = container.read_file("/nope/x").await.unwrap_err();
     assert!(
         matches!(missing, EnvError::FileNotFound { .. }),

@@ -31,8 +31,10 @@ enum Hygiene {
 }
 
 impl<'c> DockerWorkspace<'c> {
-    /// Opens the session. A command printing more than `output_limit_bytes` is killed and the
-    /// session restarted, as CWM's does.
+    /// Opens the session. The model sees at most `output_limit_bytes` of a command's output
+    /// (head and tail); a command is only killed, and the session restarted, past the much
+    /// larger [`ShellConfig::default`] kill threshold (64 MiB, the guard against `yes`), so a
+    /// verbose build or test run still finishes.
     pub async fn open(
         container: &'c Container,
         output_limit_bytes: usize,
@@ -41,8 +43,18 @@ impl<'c> DockerWorkspace<'c> {
         let config = ShellConfig {
             output_limit_bytes,
             env,
-            kill_after_bytes: output_limit_bytes as u64,
+            ..ShellConfig::default()
         };
+        Self::open_with_config(container, config).await
+    }
+
+    /// Opens the session with explicit limits, e.g. CWM's own behaviour of killing a command
+    /// as soon as its output passes the observation limit (`kill_after_bytes` equal to
+    /// `output_limit_bytes`).
+    pub async fn open_with_config(
+        container: &'c Container,
+        config: ShellConfig,
+    ) -> Result<Self, EnvFailure> {
         let shell = Shell::open(container, config)
             .await
             .map_err(|e| EnvFailure::new("opening the bash session", e))?;
