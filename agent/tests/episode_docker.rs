@@ -285,7 +285,7 @@ async fn session_restarts_are_announced() {
     let turns = [
         bash("export FOO=set; cd /tmp; sleep 30"),
         bash("echo ${FOO:-unset}; pwd"),
-        bash("yes | head -c 5000000"),
+        bash("yes"),
         bash("seq 1 3000"),
     ];
     let turns: Vec<&str> = turns.iter().map(String::as_str).collect();
