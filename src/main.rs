@@ -4,6 +4,7 @@
 mod commands;
 mod logging;
 mod progress;
+mod signals;
 
 use clap::{Parser, Subcommand};
 

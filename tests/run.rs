@@ -205,9 +205,9 @@ fn sigkill_midway_then_resume_finishes_each_instance_once() {
     );
 }
 
-fn interrupt(child: &Child) {
+fn send_signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -215,9 +215,21 @@ fn interrupt(child: &Child) {
 
 #[test]
 fn ctrl_c_removes_containers_and_writes_the_summary() {
+    stop_midway("INT", 130);
+}
+
+#[test]
+fn sigterm_and_sighup_stop_like_ctrl_c() {
+    stop_midway("TERM", 143);
+    stop_midway("HUP", 129);
+}
+
+/// Sends `signal` while episodes run; the run must remove its containers, write the
+/// summary, and exit with `code`.
+fn stop_midway(signal: &str, code: i32) {
     let runs = tempfile::tempdir().unwrap();
     let script = slow_script(runs.path());
-    let run_id = unique("interrupted");
+    let run_id = unique(&format!("interrupted-{signal}"));
     let mut child = cwm_bench()
         .args(run_args(runs.path(), &run_id))
         .args([
@@ -233,7 +245,7 @@ fn ctrl_c_removes_containers_and_writes_the_summary() {
     wait_until("a container of the run", Duration::from_secs(60), || {
         containers_of(&run_id) > 0
     });
-    interrupt(&child);
+    send_signal(&child, signal);
     let start = Instant::now();
     let out = loop {
         if let Some(_status) = child.try_wait().unwrap() {
@@ -241,13 +253,13 @@ fn ctrl_c_removes_containers_and_writes_the_summary() {
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "run did not stop after SIGINT"
+            "run did not stop after SIG{signal}"
         );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(
         out.status.code(),
-        Some(130),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -441,3 +441,28 @@ pub async fn remove_labelled(docker: &Docker, run_id: Option<&str>) -> Result<us
     }
     Ok(ids.len())
 }
+
+/// [`remove_labelled`] until none has appeared for `quiet`: after an interruption the daemon
+/// may still finish a create that was cut short, seconds later, so one pass can miss it.
+/// Gives up waiting after ten quiet periods. Returns how many were removed in all.
+pub async fn remove_labelled_settled(
+    docker: &Docker,
+    run_id: &str,
+    quiet: Duration,
+) -> Result<usize, EnvError> {
+    let mut removed = remove_labelled(docker, Some(run_id)).await?;
+    let step = quiet / 4;
+    let mut calm = Duration::ZERO;
+    let deadline = Instant::now() + quiet * 10;
+    while calm < quiet && Instant::now() < deadline {
+        tokio::time::sleep(step).await;
+        let found = remove_labelled(docker, Some(run_id)).await?;
+        removed += found;
+        calm = if found == 0 {
+            calm + step
+        } else {
+            Duration::ZERO
+        };
+    }
+    Ok(removed)
+}

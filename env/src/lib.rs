@@ -14,8 +14,8 @@ mod shell;
 
 pub use bollard::Docker;
 pub use container::{
-    remove_all_live, remove_labelled, Container, ContainerConfig, ExecOutput, INSTANCE_LABEL,
-    RUN_LABEL,
+    remove_all_live, remove_labelled, remove_labelled_settled, Container, ContainerConfig,
+    ExecOutput, INSTANCE_LABEL, RUN_LABEL,
 };
 pub use docker::connect;
 pub use error::EnvError;

@@ -66,13 +66,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     opts.network = args.eval_network == EvalNetwork::Default;
     let run_dir = args.runs_dir.join(&run_id);
     let runtime = tokio::runtime::Runtime::new()?;
-    let failures = runtime.block_on(with_cleanup(evaluate_all(
-        &to_run,
-        &preds,
-        &opts,
-        &run_dir,
-        args.workers,
-    )))?;
+    let failures = runtime.block_on(with_cleanup(
+        &run_id,
+        evaluate_all(&to_run, &preds, &opts, &run_dir, args.workers),
+    ))?;
     let summary = summarise(&selected, &preds, &run_dir)?;
     let ids: Vec<String> = selected.iter().map(|i| i.instance_id.clone()).collect();
     let hardened = HardenedSummary::from_eval_dir(&ids, &run_dir.join("eval"))?;
@@ -111,15 +108,21 @@ fn load_inputs(args: &EvalArgs) -> anyhow::Result<(Vec<Instance>, Predictions)> 
     Ok((selected, preds))
 }
 
-/// Runs `work`, removing this process's containers if Ctrl-C arrives first.
+/// Runs `work`, removing this process's containers if Ctrl-C, SIGTERM or SIGHUP arrives first.
 async fn with_cleanup<T>(
+    run_id: &str,
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
+    let mut shutdown = crate::signals::Shutdown::listen()?;
     tokio::select! {
         result = work => result,
-        _ = tokio::signal::ctrl_c() => {
+        _ = shutdown.recv() => {
             cwm_env::remove_all_live().await;
-            anyhow::bail!("interrupted; run again with the same --run-id to finish")
+            // A create cut short by the signal may still complete in the daemon.
+            let docker = cwm_env::connect().await?;
+            let quiet = Duration::from_secs(1);
+            cwm_env::remove_labelled_settled(&docker, run_id, quiet).await?;
+            anyhow::bail!("interrupted; run again with --run-id {run_id} to finish")
         }
     }
 }

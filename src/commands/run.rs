@@ -22,12 +22,9 @@ use super::run_config::{RunFlags, RunSettings};
 use super::summary_table::{collect_rows, print_table};
 use crate::progress::{InstanceLine, RunProgress};
 
-/// Exit code after Ctrl-C, as shells report SIGINT.
-const INTERRUPTED: u8 = 130;
-
 pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
-    // Listen from the start, so an early Ctrl-C also takes the clean-up path.
-    let ctrl_c = tokio::signal::ctrl_c();
+    // Listen from the start, so an early Ctrl-C (or SIGTERM, SIGHUP) also takes the clean-up path.
+    let mut shutdown = crate::signals::Shutdown::listen()?;
     let settings = flags.resolve()?;
     let instances = load_instances(&settings)?;
     let run_dir = RunDir::open(&settings.runs_dir.join(&settings.run_id))?;
@@ -55,15 +52,22 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
         progress: progress.clone(),
     });
 
-    let interrupted = schedule(shared.clone(), todo, workers, ctrl_c).await;
+    let interrupted = schedule(shared.clone(), todo, workers, shutdown.recv()).await;
     progress.finish();
-    if interrupted {
+    if interrupted.is_some() {
         cwm_env::remove_all_live().await;
     }
     // Nothing of this run may outlive it: a container whose creation was cut short (by Ctrl-C
     // here, or by an earlier attempt's SIGKILL, which the daemon may finish late) is found by
     // its label.
-    let leftovers = cwm_env::remove_labelled(&shared.docker, Some(&settings.run_id)).await?;
+    let leftovers = match interrupted {
+        // A create cut short by the signal may still complete in the daemon.
+        Some(_) => {
+            let quiet = std::time::Duration::from_secs(1);
+            cwm_env::remove_labelled_settled(&shared.docker, &settings.run_id, quiet).await?
+        }
+        None => cwm_env::remove_labelled(&shared.docker, Some(&settings.run_id)).await?,
+    };
     if leftovers > 0 {
         tracing::warn!("removed {leftovers} leftover containers of this run");
     }
@@ -136,23 +140,24 @@ impl Workers {
     }
 }
 
-/// Runs every instance, at most one per idle policy. Returns whether Ctrl-C stopped it.
+/// Runs every instance, at most one per idle policy. Returns the exit code of the stop
+/// signal that ended it early, if one did.
 async fn schedule(
     shared: Arc<Shared>,
     todo: Vec<Instance>,
     mut workers: Workers,
-    ctrl_c: impl std::future::Future<Output = std::io::Result<()>>,
-) -> bool {
+    stop: impl std::future::Future<Output = u8>,
+) -> Option<u8> {
     let mut tasks = JoinSet::new();
     let mut pending = todo.into_iter();
-    tokio::pin!(ctrl_c);
+    tokio::pin!(stop);
     while pending.len() > 0 || !tasks.is_empty() {
         tokio::select! {
-            _ = &mut ctrl_c => {
+            code = &mut stop => {
                 tracing::warn!("interrupted: stopping in-flight episodes and removing their containers");
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
-                return true;
+                return Some(code);
             }
             policy = workers.queue.recv(), if pending.len() > 0 => {
                 let (Some(policy), Some(instance)) = (policy, pending.next()) else { continue };
@@ -170,7 +175,7 @@ async fn schedule(
             }
         }
     }
-    false
+    None
 }
 
 /// One instance end to end. Failures are recorded and logged, never propagated: one bad
@@ -335,7 +340,7 @@ async fn grade(
 fn finish_run(
     shared: &Shared,
     instances: &[Instance],
-    interrupted: bool,
+    interrupted: Option<u8>,
 ) -> anyhow::Result<ExitCode> {
     let run_dir = shared
         .run_dir
@@ -360,12 +365,12 @@ fn finish_run(
         println!("{}", hardened.line());
         println!("{}", summary.resolved_line());
     }
-    if interrupted {
+    if let Some(code) = interrupted {
         eprintln!(
             "interrupted: run it again with --run-id {} to finish",
             shared.settings.run_id
         );
-        return Ok(ExitCode::from(INTERRUPTED));
+        return Ok(ExitCode::from(code));
     }
     Ok(ExitCode::SUCCESS)
 }
