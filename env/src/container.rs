@@ -52,6 +52,10 @@ pub struct ContainerConfig {
     /// Clean /testbed's git history as the container starts (see [`crate::prepare_repo`]),
     /// so that it overlaps with opening the session; [`crate::hygiene_wait_script`] waits.
     pub repo_hygiene: bool,
+    /// When set, pid 1 exits this long after the start and Docker removes the container, so
+    /// a harness killed with SIGKILL leaves nothing running for long (`clean` is still the
+    /// way to remove leftovers at once). Whole seconds.
+    pub deadline: Option<Duration>,
 }
 
 impl ContainerConfig {
@@ -71,7 +75,14 @@ impl ContainerConfig {
             pids_limit: 1024,
             env: Vec::new(),
             repo_hygiene: false,
+            deadline: None,
         }
+    }
+
+    /// Sets [`ContainerConfig::deadline`].
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// An agent episode's container: [`ContainerConfig::new`] with the repo hygiene started
@@ -88,10 +99,14 @@ impl ContainerConfig {
     }
 
     fn command(&self) -> Vec<String> {
+        let idle = match self.deadline {
+            Some(deadline) => idle_until(deadline),
+            None => IDLE_LOOP.to_string(),
+        };
         let script = if self.repo_hygiene {
-            format!("{}; {IDLE_LOOP}", startup_command())
+            format!("{}; {idle}", startup_command())
         } else {
-            IDLE_LOOP.to_string()
+            idle
         };
         vec!["-c".to_string(), script]
     }
@@ -108,6 +123,8 @@ impl ContainerConfig {
             pids_limit: Some(self.pids_limit),
             // Our own pid 1 (see `IDLE_LOOP`) reaps orphans, so no tini.
             init: Some(false),
+            // A container that outlives its deadline removes itself.
+            auto_remove: Some(self.deadline.is_some()),
             ..Default::default()
         };
         ContainerCreateBody {
@@ -130,6 +147,18 @@ impl ContainerConfig {
 /// killed sleep is simply restarted; and its `wait` reaps every orphan, so killed fork
 /// bombs do not stay behind as zombies holding the pids limit.
 const IDLE_LOOP: &str = "trap '' HUP INT TERM; while :; do sleep 86400 & wait; done";
+
+/// [`IDLE_LOOP`] that exits `deadline` after the start. An image without `date` idles
+/// forever, as without a deadline.
+fn idle_until(deadline: Duration) -> String {
+    let secs = deadline.as_secs().max(1);
+    format!(
+        "if command -v date >/dev/null 2>&1; then trap '' HUP INT TERM; \
+         end=$(( $(date +%s) + {secs} )); \
+         while now=$(date +%s); [ \"$now\" -lt \"$end\" ]; do sleep $(( end - now )) & wait; done; \
+         else {IDLE_LOOP}; fi"
+    )
+}
 
 /// The result of a one-shot exec.
 #[derive(Debug, Clone, PartialEq, Eq)]

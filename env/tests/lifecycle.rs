@@ -155,3 +155,37 @@ async fn missing_images_and_bad_config_are_clear_errors() {
     );
     assert_no_leftovers(&docker, &run).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_past_its_deadline_removes_itself() {
+    let docker = docker_with_images().await;
+    let run = run_id("deadline");
+    let config = ContainerConfig::for_episode(fixture_image("retry"), &run, "test")
+        .with_deadline(Duration::from_secs(3));
+    let container = Container::start(&docker, &config).await.unwrap();
+    // Until the deadline it works normally, even after a kill of every process it can see.
+    let out = container
+        .exec("kill -9 -1; echo alive", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        out.output.contains("alive") || out.exit_code.is_some(),
+        "{out:?}"
+    );
+    // A harness killed with SIGKILL never removes it; the deadline does. The handle is
+    // forgotten so its drop does not remove the container either.
+    let id = container.keep();
+    let start = std::time::Instant::now();
+    while docker.inspect_container(&id, None).await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "container {id} still exists 30 s after a 3 s deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "removed before its deadline"
+    );
+    assert_no_leftovers(&docker, &run).await;
+}

@@ -350,7 +350,11 @@ impl Run<'_> {
 }
 
 fn container_config(instance: &Instance, image: &str, opts: &EvalOptions) -> ContainerConfig {
-    let mut config = ContainerConfig::new(image, &opts.run_id, &instance.instance_id);
+    // Outlives the eval timeout only by a margin, so a SIGKILLed harness cannot leave it
+    // running for long.
+    let deadline = opts.timeout + APPLY_TIMEOUT * 6;
+    let mut config =
+        ContainerConfig::new(image, &opts.run_id, &instance.instance_id).with_deadline(deadline);
     config.network = opts.network;
     config.memory_bytes = opts.memory_bytes;
     config.nano_cpus = opts.nano_cpus;

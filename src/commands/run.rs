@@ -103,6 +103,9 @@ fn is_done(run_dir: &RunDir, instance: &Instance, evaluate: bool) -> bool {
                 .exists())
 }
 
+/// How long a container may outlive its episode's or evaluation's own time limit.
+const CONTAINER_MARGIN: Duration = Duration::from_secs(600);
+
 /// What every worker task shares.
 struct Shared {
     docker: Docker,
@@ -227,7 +230,11 @@ async fn solve(
     let iid = &instance.instance_id;
     let image = instance.image_name();
     cwm_env::ensure_image(&shared.docker, &image).await?;
-    let config = ContainerConfig::for_episode(&image, &shared.settings.run_id, iid);
+    // Outlives the episode's own time limit only by a margin, so a SIGKILLed run cannot
+    // leave it running for long.
+    let deadline = Duration::from_secs(shared.settings.time_limit) + CONTAINER_MARGIN;
+    let config =
+        ContainerConfig::for_episode(&image, &shared.settings.run_id, iid).with_deadline(deadline);
     let container = Container::start(&shared.docker, &config).await?;
     let trajectory = shared
         .run_dir
