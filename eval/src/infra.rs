@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::parsers::pytest::re;
+use cwm_parsers::re;
 
 /// How sure the classification is: a broken environment, or either that or a bad patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

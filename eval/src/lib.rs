@@ -8,12 +8,12 @@ pub mod hardened;
 pub mod infra;
 pub mod log;
 pub mod official;
-pub mod parsers;
+pub use cwm_parsers as parsers;
 mod pyjson;
 mod report;
 pub mod script;
 pub mod specs;
-pub mod status;
+pub use cwm_parsers::status;
 
 pub use error::EvalError;
 pub use grading::{grade, resolution, EvalType, ResolvedStatus, SuccessFailure, TestsStatus};

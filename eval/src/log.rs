@@ -4,9 +4,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::parsers::pytest::re;
 use crate::parsers::{Parser, ParserCrash};
 use crate::status::{StatusMap, TestStatus};
+use cwm_parsers::re;
 
 pub const START_TEST_OUTPUT: &str = ">>>>> Start Test Output";
 pub const END_TEST_OUTPUT: &str = ">>>>> End Test Output";

@@ -92,7 +92,7 @@ pub fn official_eval_script(script: &str) -> String {
         .map(str::to_string)
         .to_vec();
     let body = script
-        .trim_matches(crate::parsers::py_is_space)
+        .trim_matches(cwm_parsers::py_is_space)
         .split('\n')
         .filter(|l| *l != "#!/bin/bash" && *l != "set -uxo pipefail");
     let mut recorded = false;

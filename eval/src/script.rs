@@ -10,8 +10,8 @@ use regex::Regex;
 
 use crate::error::EvalError;
 use crate::log::{END_TEST_OUTPUT, START_TEST_OUTPUT};
-use crate::parsers::pytest::re;
 use crate::specs::{pre_test_commands, spec_for_parser, verified_spec, RepoSpec};
+use cwm_parsers::re;
 
 const REPO_DIR: &str = "/testbed";
 /// Files the test patch touches that are not tests (upstream's `NON_TEST_EXTS`, including

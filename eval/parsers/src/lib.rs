@@ -1,21 +1,26 @@
-//! Per-repo log parsers, ported line for line from SWE-bench's
-//! `swebench/harness/log_parsers/python.py`.
+//! Test logs and test runners: the per-repo log parsers, ported line for line from SWE-bench
+//! 5.0.2's `swebench/harness/log_parsers/python.py`, the statuses they record, and the test
+//! command of an instance. Shared by grading (`cwm-eval`) and the agent's `test` tool
+//! (`cwm-tools`), so both read test output the same way.
 //!
 //! The ids they produce are the ids in the datasets' FAIL_TO_PASS / PASS_TO_PASS lists, so
 //! their quirks are kept on purpose (ids cut at the first space, sympy's unlisted last test,
 //! Django's docstring ids). Python string semantics are reproduced with the helpers below.
 
 mod django;
-pub(crate) mod pytest;
+mod pytest;
+pub mod runner;
+pub mod status;
 mod sympy;
 
-use crate::status::StatusMap;
+pub use status::{StatusMap, TestStatus, STATUS_WORDS};
 
 pub use django::parse_log_django;
 pub use pytest::{
     parse_log_matplotlib, parse_log_pytest, parse_log_pytest_options, parse_log_pytest_v2,
-    parse_log_seaborn,
+    parse_log_seaborn, re,
 };
+pub use runner::TestRunner;
 pub use sympy::parse_log_sympy;
 
 /// A log parser: log text in, statuses out. `Err` where the official parser raises an
@@ -86,17 +91,17 @@ pub fn name_for_repo(repo: &str) -> Option<&'static str> {
 
 /// Python's `str.isspace` for one character: Rust's White_Space plus the four ASCII
 /// information separators `\x1c`..`\x1f`, which Python also splits on.
-pub(crate) fn py_is_space(c: char) -> bool {
+pub fn py_is_space(c: char) -> bool {
     c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
 }
 
 /// Python's `str.split()` with no arguments.
-pub(crate) fn py_split(s: &str) -> Vec<&str> {
+pub fn py_split(s: &str) -> Vec<&str> {
     s.split(py_is_space).filter(|w| !w.is_empty()).collect()
 }
 
 /// Python's `str.strip()` with no arguments.
-pub(crate) fn py_strip(s: &str) -> &str {
+pub fn py_strip(s: &str) -> &str {
     s.trim_matches(py_is_space)
 }
 

@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::pytest::re;
 use super::{py_split, py_strip, ParserCrash};
+use crate::pytest::re;
 use crate::status::{StatusMap, TestStatus};
 
 /// Results interrupted by a multi-line print, then `ok` on its own line (upstream's list;

@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::pytest::re;
 use super::{py_split, py_strip};
+use crate::pytest::re;
 use crate::status::{StatusMap, TestStatus};
 
 /// Failure banners: `____ sympy/core/tests/test_numbers.py:test_x ____`.
