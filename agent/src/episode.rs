@@ -7,7 +7,7 @@ use cwm_datasets::Instance;
 use cwm_env::Container;
 use cwm_tools::{
     execute, format_observation, parse_reply, split_thinking, DockerWorkspace, EnvFailure,
-    FormatError, Remaining, ToolCall, ToolConfig, ToolOutcome, Workspace,
+    FormatError, Remaining, ToolCall, ToolConfig, ToolName, ToolOutcome, Workspace,
 };
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +106,9 @@ pub struct EpisodeConfig {
     pub prepare_repo: bool,
     /// Extra environment variables for the bash session.
     pub shell_env: Vec<(String, String)>,
+    /// The tools the model may call: all five by default; [`ToolName::CWM`] is CWM's set. A
+    /// call to any other tool is an unknown-tool format error.
+    pub tools: Vec<ToolName>,
 }
 
 impl Default for EpisodeConfig {
@@ -115,6 +118,7 @@ impl Default for EpisodeConfig {
             autosubmit: false,
             prepare_repo: true,
             shell_env: Vec::new(),
+            tools: ToolName::ALL.to_vec(),
         }
     }
 }
@@ -256,7 +260,10 @@ impl<'a> Episode<'a> {
             command_timeout_secs: b.command_timeout_secs,
         };
         let messages = vec![
-            Message::system(system_prompt(limits)),
+            Message::system(system_prompt(
+                limits,
+                config.tools.contains(&ToolName::Test),
+            )),
             Message::user(user_prompt(&instance.problem_statement)),
         ];
         let context = policy.count_tokens(&render_cwm_prompt(&messages));
@@ -365,8 +372,9 @@ impl<'a> Episode<'a> {
         if self.context >= self.config.budgets.context_tokens {
             return self.end_turn(turn, Next::Stop(ExitStatus::ContextLimit));
         }
-        let call = match parse_reply(&reply.text) {
-            Ok((_, call)) => call,
+        let parsed = parse_reply(&reply.text).and_then(|(_, call)| self.enabled(call));
+        let call = match parsed {
+            Ok(call) => call,
             Err(FormatError::NoToolCall { .. }) if self.submission.is_some() => {
                 return self.end_turn(turn, Next::Stop(ExitStatus::Submitted));
             }
@@ -383,6 +391,17 @@ impl<'a> Episode<'a> {
         };
         self.observe(&mut turn, &call, outcome);
         self.end_turn(turn, Next::Continue)
+    }
+
+    /// The call, or an unknown-tool error when its tool is not in this episode's set.
+    fn enabled(&self, call: ToolCall) -> Result<ToolCall, FormatError> {
+        if self.config.tools.contains(&call.tool) {
+            Ok(call)
+        } else {
+            Err(FormatError::UnknownTool {
+                name: call.tool.to_string(),
+            })
+        }
     }
 
     /// Updates token totals and the context size from a reply; returns (in, out).
@@ -419,6 +438,12 @@ impl<'a> Episode<'a> {
     ) -> Result<ToolOutcome, EnvFailure> {
         let config = ToolConfig {
             command_timeout: Duration::from_secs(self.config.budgets.command_timeout_secs),
+            test_runner: self
+                .config
+                .tools
+                .contains(&ToolName::Test)
+                .then(|| cwm_parsers::TestRunner::for_instance(self.instance))
+                .flatten(),
         };
         let outcome = execute(ws, call, &config).await?;
         self.tool_time += outcome.duration;
@@ -495,6 +520,7 @@ impl<'a> Episode<'a> {
             policy: self.policy.config(),
             budgets: self.config.budgets.clone(),
             autosubmit: self.config.autosubmit,
+            tools: self.config.tools.clone(),
             messages: self.messages.clone(),
             started_at: now(),
         };

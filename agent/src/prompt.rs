@@ -10,14 +10,23 @@ pub struct PromptLimits {
     pub command_timeout_secs: u64,
 }
 
+/// The `test` tool's entry in the system prompt.
+const TEST_TOOL: &str = r#"
+
+<tool: test>
+[targets]
+</tool>
+Runs the repository's own test runner on [targets] (test files, test ids, or Django test labels, one per line) and reports how many passed, failed, errored and were skipped, each failure with its first lines, and the end of the output. With no targets it runs the test files you changed."#;
+
 /// The system prompt: reason in `<think>` first; a persistent Linux container with turn and
-/// context limits; the four tools; exactly one call per step.
-pub fn system_prompt(limits: PromptLimits) -> String {
+/// context limits; the four tools (five with `test`); exactly one call per step.
+pub fn system_prompt(limits: PromptLimits, test_tool: bool) -> String {
     let PromptLimits {
         max_turns,
         context_tokens,
         command_timeout_secs,
     } = limits;
+    let test = if test_tool { TEST_TOOL } else { "" };
     format!(
         r#"You are a careful software engineering assistant. You always reason before you respond, in this format:
 
@@ -54,7 +63,7 @@ Creates the file [path] with [content]. [path] must not exist yet, and its direc
 <tool: submit>
 [path]
 </tool>
-Submits the patch file at [path] as your result. It must be non-empty and in `git diff` format.
+Submits the patch file at [path] as your result. It must be non-empty and in `git diff` format.{test}
 
 Relative paths are relative to /testbed.
 
@@ -161,11 +170,14 @@ mod tests {
 
     #[test]
     fn prompts_state_the_protocol() {
-        let s = system_prompt(PromptLimits {
+        let limits = PromptLimits {
             max_turns: 128,
             context_tokens: 131072,
             command_timeout_secs: 120,
-        });
+        };
+        assert!(!system_prompt(limits, false).contains("<tool: test>"));
+        let s = system_prompt(limits, true);
+        assert!(s.contains("<tool: test>"));
         for needle in [
             "<think>",
             "128 turns",

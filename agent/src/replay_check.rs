@@ -51,6 +51,7 @@ pub async fn replay_and_compare(
     let config = EpisodeConfig {
         budgets: trajectory.header.budgets.clone(),
         autosubmit: trajectory.header.autosubmit,
+        tools: trajectory.header.tools.clone(),
         ..EpisodeConfig::default()
     };
     let mut records: Vec<Record> = Vec::new();

@@ -31,10 +31,18 @@ pub struct Header {
     pub policy: serde_json::Value,
     pub budgets: Budgets,
     pub autosubmit: bool,
+    /// The tools the model could call (trajectories from before the `test` tool had the
+    /// four of CWM's set).
+    #[serde(default = "cwm_tool_set")]
+    pub tools: Vec<cwm_tools::ToolName>,
     /// The system and user prompts the episode starts from.
     pub messages: Vec<Message>,
     /// RFC 3339.
     pub started_at: String,
+}
+
+fn cwm_tool_set() -> Vec<cwm_tools::ToolName> {
+    cwm_tools::ToolName::CWM.to_vec()
 }
 
 /// One assistant turn and what came of it.

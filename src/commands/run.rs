@@ -284,6 +284,7 @@ async fn run_episode(
 pub fn episode_config(settings: &RunSettings) -> EpisodeConfig {
     let mut config = EpisodeConfig {
         autosubmit: settings.autosubmit,
+        tools: settings.tools.tools(),
         ..EpisodeConfig::default()
     };
     let budgets = &mut config.budgets;

@@ -86,6 +86,10 @@ pub struct RunFlags {
     /// Sampling seed (default 0), sent to `openai:` servers as `seed`.
     #[arg(long)]
     pub sampling_seed: Option<u64>,
+    /// The tools the model may call: `default` (bash, edit, create, submit, test) or `cwm`
+    /// (CWM's four: bash, edit, create, submit, for reproducing CWM's numbers).
+    #[arg(long, value_enum)]
+    pub tools: Option<ToolPreset>,
     /// Extra JSON fields for OpenAI-compatible requests, e.g.
     /// '{"chat_template_kwargs": {"enable_thinking": true}}'.
     #[arg(long, value_parser = parse_json)]
@@ -103,6 +107,26 @@ pub struct RunFlags {
     #[arg(long)]
     #[serde(skip)]
     pub quiet: bool,
+}
+
+/// A named tool set.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolPreset {
+    /// bash, edit, create, submit and test.
+    #[default]
+    Default,
+    /// CWM's own four tools.
+    Cwm,
+}
+
+impl ToolPreset {
+    pub fn tools(self) -> Vec<cwm_tools::ToolName> {
+        match self {
+            Self::Default => cwm_tools::ToolName::ALL.to_vec(),
+            Self::Cwm => cwm_tools::ToolName::CWM.to_vec(),
+        }
+    }
 }
 
 fn parse_json(text: &str) -> Result<serde_json::Value, String> {
@@ -136,6 +160,7 @@ pub struct RunSettings {
     pub top_p: f64,
     pub top_k: usize,
     pub sampling_seed: u64,
+    pub tools: ToolPreset,
     pub extra_body: Option<serde_json::Value>,
     pub tool_role: Option<String>,
 }
@@ -166,6 +191,7 @@ impl Default for RunSettings {
             top_p: 0.95,
             top_k: 0,
             sampling_seed: 0,
+            tools: ToolPreset::Default,
             extra_body: None,
             tool_role: None,
         }

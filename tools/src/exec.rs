@@ -11,14 +11,17 @@ use crate::workspace::{parent_dir, resolve_path, CommandOutput, EnvFailure, Path
 /// Settings for tool execution.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ToolConfig {
-    /// Per-command timeout of `bash` (CWM: 120 s).
+    /// Per-command timeout of `bash` and `test` (CWM: 120 s).
     pub command_timeout: Duration,
+    /// How the `test` tool runs this instance's tests; `None` when none is known.
+    pub test_runner: Option<cwm_parsers::TestRunner>,
 }
 
 impl Default for ToolConfig {
     fn default() -> Self {
         Self {
             command_timeout: Duration::from_secs(120),
+            test_runner: None,
         }
     }
 }
@@ -42,7 +45,7 @@ pub struct ToolOutcome {
 }
 
 impl ToolOutcome {
-    fn done(success: bool, output: impl Into<String>) -> Self {
+    pub(crate) fn done(success: bool, output: impl Into<String>) -> Self {
         Self {
             output: output.into(),
             success,
@@ -68,6 +71,7 @@ pub async fn execute(
         ToolName::Edit => edit(ws, &call.body).await?,
         ToolName::Create => create(ws, &call.body).await?,
         ToolName::Submit => submit(ws, &call.body).await?,
+        ToolName::Test => crate::test_tool::run_tests(ws, &call.body, config).await?,
     };
     outcome.duration = start.elapsed();
     Ok(outcome)
@@ -96,7 +100,7 @@ async fn bash(
 }
 
 /// Tells the model its session was replaced, and why.
-fn restart_notice(out: &CommandOutput, timeout: Duration) -> String {
+pub(crate) fn restart_notice(out: &CommandOutput, timeout: Duration) -> String {
     let why = if out.timed_out {
         format!(
             "the command did not finish within {} seconds",

@@ -1,4 +1,4 @@
-//! The tool protocol: parsing `<tool: NAME>` calls out of model text, running bash/edit/create/submit in a session, and formatting observations.
+//! The tool protocol: parsing `<tool: NAME>` calls out of model text, running bash/edit/create/submit/test in a session, and formatting observations.
 //!
 //! The flow for one assistant turn: [`parse_reply`] splits off the thinking and finds the one
 //! call (or a [`FormatError`] for the model), [`execute`] runs it against a [`Workspace`] (the
@@ -9,6 +9,7 @@ pub mod edit;
 mod exec;
 mod observation;
 mod parse;
+mod test_tool;
 mod tokens;
 mod workspace;
 

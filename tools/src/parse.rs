@@ -19,10 +19,20 @@ pub enum ToolName {
     Edit,
     Create,
     Submit,
+    /// Runs the repository's own tests and reports parsed results (not one of CWM's tools).
+    Test,
 }
 
 impl ToolName {
-    pub const ALL: [ToolName; 4] = [Self::Bash, Self::Edit, Self::Create, Self::Submit];
+    pub const ALL: [ToolName; 5] = [
+        Self::Bash,
+        Self::Edit,
+        Self::Create,
+        Self::Submit,
+        Self::Test,
+    ];
+    /// CWM's own four tools: the `cwm` preset, for reproducing CWM's numbers.
+    pub const CWM: [ToolName; 4] = [Self::Bash, Self::Edit, Self::Create, Self::Submit];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,6 +40,7 @@ impl ToolName {
             Self::Edit => "edit",
             Self::Create => "create",
             Self::Submit => "submit",
+            Self::Test => "test",
         }
     }
 
