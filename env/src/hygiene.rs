@@ -28,7 +28,19 @@ if [ -d .git/worktrees ]; then
 fi
 git repack -a -d -q
 git prune --expire=now
+# The repo as the episode finds it (see START_BASE_FILE and UNTRACKED_AT_START_FILE).
+git rev-parse HEAD >/tmp/.cwm-bench-base
+git ls-files -z --others --exclude-standard >/tmp/.cwm-bench-untracked
 "#;
+
+/// The commit checked out when the episode started (the base commit), recorded by the
+/// hygiene: `submit` checks patches against it even after the model commits.
+pub const START_BASE_FILE: &str = "/tmp/.cwm-bench-base";
+/// The untracked, not ignored files the repo held when the episode started (NUL-separated
+/// paths), recorded by the hygiene. Images often hold build artefacts (a `build/lib` copy of
+/// the package); they exist where the patch is graded too, so harness-built patches leave
+/// them out and `submit` refuses patches that create them.
+pub const UNTRACKED_AT_START_FILE: &str = "/tmp/.cwm-bench-untracked";
 
 /// Where the start-up hygiene leaves its exit status (written last, by rename) and output.
 const STATUS_FILE: &str = "/tmp/.cwm-bench-hygiene.status";
@@ -95,4 +107,17 @@ pub async fn prepare_repo(container: &Container) -> Result<(), EnvError> {
 pub(crate) fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hygiene_records_the_start_state_where_the_constants_say() {
+        assert!(HYGIENE_SCRIPT.contains(&format!("HEAD >{START_BASE_FILE}\n")));
+        assert!(
+            HYGIENE_SCRIPT.contains(&format!("--exclude-standard >{UNTRACKED_AT_START_FILE}\n"))
+        );
+    }
 }

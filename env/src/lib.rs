@@ -20,7 +20,9 @@ pub use container::{
 pub use docker::connect;
 pub use error::EnvError;
 pub use files::container_path;
-pub use hygiene::{check_hygiene, hygiene_wait_script, prepare_repo};
+pub use hygiene::{
+    check_hygiene, hygiene_wait_script, prepare_repo, START_BASE_FILE, UNTRACKED_AT_START_FILE,
+};
 pub use images::{
     build_base_image, build_fixture_images, build_fixture_images_report, ensure_image,
     image_exists, FixtureImage, INPUTS_LABEL,

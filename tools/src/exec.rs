@@ -170,33 +170,9 @@ async fn create(ws: &mut dyn Workspace, body: &str) -> Result<ToolOutcome, EnvFa
     ))
 }
 
+/// See [`crate::submit`].
 async fn submit(ws: &mut dyn Workspace, body: &str) -> Result<ToolOutcome, EnvFailure> {
-    let path = resolve_path(body.lines().next().unwrap_or(""));
-    let fail = |why: &str| ToolOutcome::done(false, format!("Submission failed: {path} {why}"));
-    match ws.path_kind(&path).await? {
-        PathKind::File => {}
-        PathKind::Missing => {
-            return Ok(fail(
-                "does not exist. Write the patch there first, e.g. `git diff > /tmp/patch.diff`.",
-            ))
-        }
-        _ => return Ok(fail("is not a regular file.")),
-    }
-    let patch = String::from_utf8_lossy(&ws.read_file(&path).await?).into_owned();
-    if patch.trim().is_empty() {
-        return Ok(fail(
-            "is empty. A submission must contain your changes as a git diff.",
-        ));
-    }
-    if !patch.starts_with("diff") {
-        return Ok(fail(
-            "is not a patch: it must start with `diff` (the output of `git diff`).",
-        ));
-    }
-    let message = submission_message(&patch);
-    let mut outcome = ToolOutcome::done(true, message);
-    outcome.submission = Some(patch);
-    Ok(outcome)
+    crate::submit::submit(ws, body).await
 }
 
 /// The echo of an accepted patch.

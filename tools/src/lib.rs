@@ -9,6 +9,8 @@ pub mod edit;
 mod exec;
 mod observation;
 mod parse;
+mod patch;
+mod submit;
 mod test_tool;
 mod tokens;
 mod workspace;
@@ -20,6 +22,7 @@ pub use parse::{
     parse_call, parse_reply, split_thinking, FormatError, Reply, ToolCall, ToolName, THINK_END,
     THINK_START,
 };
+pub use patch::{clean_patch, CleanPatch, LeftOut, LeftOutReason};
 pub use tokens::{approx_tokens, truncate_tokens, ApproxCounter, TokenCounter, CUT_MARK};
 pub use workspace::{
     parent_dir, resolve_path, shell_quote, CommandOutput, EnvFailure, PathKind, Workspace,
