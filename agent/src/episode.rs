@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use cwm_datasets::Instance;
 use cwm_env::Container;
 use cwm_tools::{
-    execute, format_observation, parse_reply, split_thinking, DockerWorkspace, EnvFailure,
-    FormatError, Remaining, ToolCall, ToolConfig, ToolName, ToolOutcome, Workspace,
+    clean_patch, execute, format_observation, parse_reply, split_thinking, CleanPatch,
+    DockerWorkspace, EnvFailure, FormatError, LeftOutReason, Remaining, ToolCall, ToolConfig,
+    ToolName, ToolOutcome, Workspace,
 };
 use serde::{Deserialize, Serialize};
 
@@ -537,9 +538,15 @@ impl<'a> Episode<'a> {
         error: Option<String>,
     ) -> Result<EpisodeOutcome, AgentError> {
         let mut patch = self.submission.clone();
+        let mut error = error;
         if let (true, true, Some(ws)) = (self.config.autosubmit, status.is_budget(), ws) {
             if let Some(diff) = working_tree_diff(ws, &self.instance.base_commit).await {
-                patch = Some(diff);
+                if let Some(note) = left_out_note(&diff) {
+                    error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
+                }
+                if !diff.text.is_empty() {
+                    patch = Some(diff.text);
+                }
             }
         }
         let outcome = EpisodeOutcome {
@@ -619,45 +626,85 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The working tree (new files included) against `base`, or None when empty or on failure.
-pub async fn working_tree_diff(ws: &mut dyn Workspace, base: &str) -> Option<String> {
-    let diff = match diff_through_session(ws, base).await {
-        Some(diff) => diff,
+/// The working tree against `base` as a patch that applies there: new files included, the
+/// files untracked when the episode started (an image's build artefacts) left out, binary
+/// files as base85, file parts that cannot be carried as text left out
+/// ([`CleanPatch::left_out`]). None when nothing changed or the diff failed.
+pub async fn working_tree_diff(ws: &mut dyn Workspace, base: &str) -> Option<CleanPatch> {
+    let bytes = match diff_through_session(ws, base).await {
+        Some(bytes) => bytes,
         None => diff_through_exec(ws, base).await?,
     };
-    diff.starts_with("diff").then_some(diff)
+    bytes.starts_with(b"diff").then(|| clean_patch(&bytes))
 }
 
-fn diff_command(base: &str) -> String {
+/// The one-line trajectory note on what the autosubmitted patch left out.
+fn left_out_note(diff: &CleanPatch) -> Option<String> {
+    let files: Vec<String> = diff
+        .left_out
+        .iter()
+        .map(|l| match l.reason {
+            LeftOutReason::NotUtf8 => format!("{} (not UTF-8 text)", l.file),
+            LeftOutReason::BinaryWithoutData => format!("{} (binary, no data)", l.file),
+        })
+        .collect();
+    (!files.is_empty()).then(|| format!("the autosubmitted patch leaves out {}", files.join(", ")))
+}
+
+/// Where the diff is written; read back by transfer, so every byte survives.
+const FINAL_DIFF: &str = "/tmp/.cwm-bench-final.diff";
+
+/// Writes the patch to [`FINAL_DIFF`]. A scratch index holds `base` plus the new files
+/// (intent to add): the untracked files that are not ignored, except those recorded at the
+/// start. The model's index stays as it is, and its global git config is ignored.
+fn diff_to_file(base: &str) -> String {
+    let base = cwm_tools::shell_quote(base);
+    let untracked = cwm_env::UNTRACKED_AT_START_FILE;
+    let script = format!(
+        r#"export GIT_CONFIG_GLOBAL=/dev/null LC_ALL=C
+git() {{ command git -c safe.directory=/testbed -c core.quotepath=false "$@"; }}
+index=$(mktemp) && new=$(mktemp) || exit 1
+trap 'rm -f "$index" "$new"' EXIT
+cp "$(git rev-parse --git-path index)" "$index" 2>/dev/null
+export GIT_INDEX_FILE="$index"
+git read-tree -m {base} 2>/dev/null || git read-tree {base} || exit 1
+git ls-files -z --others --exclude-standard | sort -z \
+    | comm -z -23 - <(sort -z {untracked} 2>/dev/null) >"$new" || exit 1
+if [ -s "$new" ]; then
+    git --literal-pathspecs add -N --pathspec-from-file="$new" --pathspec-file-nul || exit 1
+fi
+git diff --no-color --no-ext-diff --no-textconv --binary {base} --"#
+    );
     format!(
-        "git add -N . >/dev/null 2>&1; git -c core.quotepath=false diff --no-color --text {} --",
-        cwm_tools::shell_quote(base)
+        "bash -c {} >{FINAL_DIFF} 2>/dev/null",
+        cwm_tools::shell_quote(&script)
     )
 }
 
 /// A fresh exec: immune to whatever the model did to its session, but ~100 ms.
-async fn diff_through_exec(ws: &mut dyn Workspace, base: &str) -> Option<String> {
+async fn diff_through_exec(ws: &mut dyn Workspace, base: &str) -> Option<Vec<u8>> {
     let out = ws
-        .exec(&diff_command(base), Duration::from_secs(120))
+        .exec(&diff_to_file(base), Duration::from_secs(120))
         .await
         .ok()?;
-    (out.exit_code == Some(0)).then_some(out.output)
+    if out.exit_code != Some(0) {
+        return None;
+    }
+    ws.read_file(FINAL_DIFF).await.ok()
 }
 
-/// Through the live session in a clean environment, into a file read back by transfer, so
-/// output of the model's background jobs cannot mix in. None when anything looks off.
-async fn diff_through_session(ws: &mut dyn Workspace, base: &str) -> Option<String> {
-    let file = "/tmp/.cwm-bench-final.diff";
+/// Through the live session in a clean environment, into a file, so output of the model's
+/// background jobs cannot mix in. None when anything looks off.
+async fn diff_through_session(ws: &mut dyn Workspace, base: &str) -> Option<Vec<u8>> {
     let script = format!(
-        "(builtin cd /testbed && command env -i HOME=\"$HOME\" PATH={CLEAN_PATH} bash -c {}) >{file} 2>/dev/null",
-        cwm_tools::shell_quote(&diff_command(base))
+        "(builtin cd /testbed && command env -i HOME=\"$HOME\" PATH={CLEAN_PATH} {})",
+        diff_to_file(base)
     );
     let out = ws.run(&script, Duration::from_secs(120)).await.ok()?;
     if out.exit_code != Some(0) || out.restarted || out.timed_out || out.truncated {
         return None;
     }
-    let bytes = ws.read_file(file).await.ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    ws.read_file(FINAL_DIFF).await.ok()
 }
 
 /// What a fresh exec in the base image sees.
@@ -674,7 +721,7 @@ mod tests {
     use crate::policy::ReplayPolicy;
     use crate::trajectory::Record;
 
-    /// Files in memory; bash echoes the command back.
+    /// Files in memory; bash echoes the command back; an exec writing the final diff writes one.
     #[derive(Default)]
     struct FakeWorkspace {
         files: HashMap<String, Vec<u8>>,
@@ -697,7 +744,11 @@ mod tests {
                 ..CommandOutput::default()
             })
         }
-        async fn exec(&mut self, _s: &str, _t: Duration) -> Result<CommandOutput, EnvFailure> {
+        async fn exec(&mut self, script: &str, _t: Duration) -> Result<CommandOutput, EnvFailure> {
+            if script.contains(FINAL_DIFF) {
+                let diff = b"diff --git a/x b/x\n".to_vec();
+                self.files.insert(FINAL_DIFF.to_string(), diff);
+            }
             Ok(CommandOutput {
                 exit_code: Some(0),
                 output: "diff --git a/x b/x\n".into(),
@@ -767,7 +818,11 @@ mod tests {
         ];
         let (o, records) = play(&turns, &EpisodeConfig::default()).await;
         assert_eq!(o.status, ExitStatus::Submitted);
-        assert_eq!(o.patch.as_deref(), Some("diff --git a/x b/x"));
+        assert_eq!(
+            o.patch.as_deref(),
+            Some("diff --git a/x b/x\n"),
+            "the final newline is added"
+        );
         assert_eq!(o.turns, 3);
         assert!(observation(&records, 0).starts_with("<output>\nran write"));
         assert!(observation(&records, 0).contains("* Remaining turns: 127\n"));

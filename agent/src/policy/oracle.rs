@@ -77,22 +77,38 @@ impl Policy for OraclePolicy {
 /// writing the diff and submitting it.
 pub fn oracle_calls(patch: &str) -> Result<Vec<(String, ToolCall)>, String> {
     let mut calls = Vec::new();
+    let mut created = Vec::new();
     for file in parse_unified_diff(patch)? {
+        if let (None, Some(path)) = (&file.old_path, &file.new_path) {
+            created.push(path.clone());
+        }
         calls.extend(file_calls(&file)?);
     }
     if calls.is_empty() {
         return Err("the patch changes no file".into());
     }
-    let diff = format!("git add -N . && git diff > {PATCH_PATH} && git diff --stat");
     calls.push((
         "Write the changes as a patch.".into(),
-        ToolCall::new(ToolName::Bash, diff),
+        ToolCall::new(ToolName::Bash, diff_command(&created)),
     ));
     calls.push((
         "Submit the patch.".into(),
         ToolCall::new(ToolName::Submit, PATCH_PATH),
     ));
     Ok(calls)
+}
+
+/// Writes the patch. Only the files the oracle created are added (intent to add): `git add
+/// -N .` would also sweep in what the image already held untracked (build artefacts), and
+/// the patch would then fail to apply where it is graded.
+fn diff_command(created: &[String]) -> String {
+    let add = if created.is_empty() {
+        String::new()
+    } else {
+        let paths: Vec<String> = created.iter().map(|p| cwm_tools::shell_quote(p)).collect();
+        format!("git add -N -- {} && ", paths.join(" "))
+    };
+    format!("{add}git diff > {PATCH_PATH} && git diff --stat")
 }
 
 fn file_calls(file: &FileDiff) -> Result<Vec<(String, ToolCall)>, String> {
@@ -284,6 +300,10 @@ mod tests {
             "p.py\n<<<<<<< SEARCH\na\nb\nc\n=======\na\nB\nc\n>>>>>>> REPLACE"
         );
         assert_eq!(calls[1].1.body, "n.py\nx\ny\n");
+        assert_eq!(
+            calls[2].1.body,
+            "git add -N -- 'n.py' && git diff > /tmp/patch.diff && git diff --stat"
+        );
     }
 
     #[test]
