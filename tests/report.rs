@@ -43,7 +43,11 @@ fn runs() -> &'static Path {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("runs dir");
         let script = root.join("give-up.txt");
-        std::fs::write(&script, "<tool: bash>\ntrue\n</tool>\n---\nI give up.\n").expect("script");
+        std::fs::write(
+            &script,
+            "ok\n</think>\n<tool: bash>\ntrue\n</tool>\n---\nok\n</think>\nI give up.\n",
+        )
+        .expect("script");
         for (name, model) in [
             ("oracle", "oracle".to_string()),
             ("empty", format!("replay:{}", script.display())),
@@ -93,7 +97,10 @@ fn report(run: &Path, id: &str) -> InstanceReport {
         return InstanceReport::read(&dir.join("report.json")).expect("report.json");
     }
     let hardened = cwm_eval::Hardened::read(&dir.join("hardened.json")).expect("hardened.json");
-    assert!(hardened.error.is_some(), "{id}: no report.json and no reason");
+    assert!(
+        hardened.error.is_some(),
+        "{id}: no report.json and no reason"
+    );
     InstanceReport::ungraded(id, true)
 }
 

@@ -72,7 +72,7 @@ fn slow_script(dir: &Path) -> PathBuf {
     let path = dir.join("slow.txt");
     std::fs::write(
         &path,
-        "<tool: bash>\nsleep 3 && echo slow\n</tool>\n---\n<tool: bash>\ngit diff > /tmp/patch.diff; echo 'diff' >> /tmp/patch.diff\n</tool>\n---\n<tool: submit>\n/tmp/patch.diff\n</tool>\n---\ndone\n",
+        "ok\n</think>\n<tool: bash>\nsleep 3 && echo slow\n</tool>\n---\nok\n</think>\n<tool: bash>\nprintf 'diff --git a/slow.txt b/slow.txt\\nnew file mode 100644\\n--- /dev/null\\n+++ b/slow.txt\\n@@ -0,0 +1 @@\\n+slow\\n' > /tmp/patch.diff\n</tool>\n---\nok\n</think>\n<tool: submit>\n/tmp/patch.diff\n</tool>\n---\nok\n</think>\ndone\n",
     )
     .unwrap();
     path
@@ -322,7 +322,7 @@ fn repro_on_a_local_repository_and_issue() {
     let script = dir.path().join("fix.txt");
     std::fs::write(
         &script,
-        "<tool: edit>\ncalc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n</tool>\n---\n<tool: bash>\ngit diff > /tmp/patch.diff\n</tool>\n---\n<tool: submit>\n/tmp/patch.diff\n</tool>\n---\nFixed.\n",
+        "ok\n</think>\n<tool: edit>\ncalc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n</tool>\n---\nok\n</think>\n<tool: bash>\ngit diff > /tmp/patch.diff\n</tool>\n---\nok\n</think>\n<tool: submit>\n/tmp/patch.diff\n</tool>\n---\nok\n</think>\nFixed.\n",
     )
     .unwrap();
     let out = output(cwm_bench().args([

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use cwm_datasets::Instance;
 use cwm_env::Container;
 use cwm_tools::{
-    clean_patch, execute, format_observation, parse_reply, split_thinking, CleanPatch,
-    DockerWorkspace, EnvFailure, FormatError, LeftOutReason, Remaining, ToolCall, ToolConfig,
-    ToolName, ToolOutcome, Workspace,
+    clean_patch, execute, format_observation, observation_body, parse_reply, split_thinking,
+    tail_within, CleanPatch, DockerWorkspace, EnvFailure, FormatError, LeftOutReason, Profile,
+    Remaining, ToolCall, ToolConfig, ToolName, ToolOutcome, Workspace,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,8 +35,17 @@ pub struct Budgets {
     pub output_limit_bytes: usize,
     /// Wall-clock limit for the whole episode.
     pub wall_clock_secs: Option<u64>,
-    /// This many format errors in a row end the episode.
-    pub max_format_errors: u64,
+    /// This many format errors in a row end the episode; `None` (the default, as CWM) is no
+    /// limit: each error still costs a turn.
+    #[serde(default)]
+    pub max_format_errors: Option<u64>,
+    /// The user prompt is cut from the left to this many tokens (CWM: 8,192).
+    #[serde(default = "default_max_prompt_tokens")]
+    pub max_prompt_tokens: usize,
+}
+
+fn default_max_prompt_tokens() -> usize {
+    8192
 }
 
 impl Default for Budgets {
@@ -49,7 +58,8 @@ impl Default for Budgets {
             command_timeout_secs: 120,
             output_limit_bytes: 480 * 1024,
             wall_clock_secs: Some(7200),
-            max_format_errors: 10,
+            max_format_errors: None,
+            max_prompt_tokens: default_max_prompt_tokens(),
         }
     }
 }
@@ -110,6 +120,9 @@ pub struct EpisodeConfig {
     /// The tools the model may call: all five by default; [`ToolName::CWM`] is CWM's set. A
     /// call to any other tool is an unknown-tool format error.
     pub tools: Vec<ToolName>,
+    /// Every text the model sees.
+    #[serde(skip)]
+    pub profile: Profile,
 }
 
 impl Default for EpisodeConfig {
@@ -120,6 +133,7 @@ impl Default for EpisodeConfig {
             prepare_repo: true,
             shell_env: Vec::new(),
             tools: ToolName::ALL.to_vec(),
+            profile: Profile::builtin(),
         }
     }
 }
@@ -260,12 +274,11 @@ impl<'a> Episode<'a> {
             context_tokens: b.context_tokens,
             command_timeout_secs: b.command_timeout_secs,
         };
+        let user = user_prompt(&config.profile, &instance.problem_statement);
+        let user = cut_user_prompt(&config.profile, user, b.max_prompt_tokens, &*policy);
         let messages = vec![
-            Message::system(system_prompt(
-                limits,
-                config.tools.contains(&ToolName::Test),
-            )),
-            Message::user(user_prompt(&instance.problem_statement)),
+            Message::system(system_prompt(&config.profile, limits, &config.tools)),
+            Message::user(user),
         ];
         let context = policy.count_tokens(&render_cwm_prompt(&messages));
         Self {
@@ -376,7 +389,9 @@ impl<'a> Episode<'a> {
         let parsed = parse_reply(&reply.text).and_then(|(_, call)| self.enabled(call));
         let call = match parsed {
             Ok(call) => call,
-            Err(FormatError::NoToolCall { .. }) if self.submission.is_some() => {
+            // CWM: after a submission, anything but one valid call ends the episode (a wrong
+            // `</think>` count excepted) and the last submission is graded.
+            Err(error) if self.submission.is_some() && error.ends_after_submission() => {
                 return self.end_turn(turn, Next::Stop(ExitStatus::Submitted));
             }
             Err(error) => return self.format_error(turn, error),
@@ -418,13 +433,18 @@ impl<'a> Episode<'a> {
         (tokens_in, tokens_out)
     }
 
+    fn error_message(&self, error: &FormatError) -> String {
+        error.message(&self.config.profile, &self.config.tools)
+    }
+
     fn format_error(&mut self, mut turn: Turn, error: FormatError) -> Result<Next, AgentError> {
         self.format_errors += 1;
         self.format_errors_in_row += 1;
-        let message = Message::user(error.message());
-        turn.format_error = Some(error.message());
-        self.push_observation(&mut turn, message);
-        let next = if self.format_errors_in_row >= self.config.budgets.max_format_errors {
+        let text = self.error_message(&error);
+        turn.format_error = Some(text.clone());
+        self.push_observation(&mut turn, Message::user(text));
+        let limit = self.config.budgets.max_format_errors;
+        let next = if limit.is_some_and(|n| self.format_errors_in_row >= n) {
             Next::Stop(ExitStatus::FormatErrorLimit)
         } else {
             Next::Continue
@@ -445,44 +465,44 @@ impl<'a> Episode<'a> {
                 .contains(&ToolName::Test)
                 .then(|| cwm_parsers::TestRunner::for_instance(self.instance))
                 .flatten(),
+            profile: self.config.profile.clone(),
         };
         let outcome = execute(ws, call, &config).await?;
         self.tool_time += outcome.duration;
         Ok(outcome)
     }
 
-    /// Formats the tool result with the budget block and appends it to the conversation.
+    /// Formats the tool result as CWM does (the restart notice replaces the output; the whole
+    /// message is cut from the right) and appends it to the conversation.
     fn observe(&mut self, turn: &mut Turn, call: &ToolCall, outcome: ToolOutcome) {
         let b = &self.config.budgets;
+        let profile = &self.config.profile;
         let turns_left = b.max_turns.saturating_sub(self.turns);
         let counter = |text: &str| self.policy.count_tokens(text);
-        // Format once to measure the observation, then again with the resulting budget.
-        let (draft, _) = format_observation(
+        let name = call.tool.as_str();
+        let overhead = counter(&render_cwm_message(&Message::tool(name, "")));
+        let body = observation_body(
+            profile,
             &outcome.output,
             outcome.notice.as_deref(),
-            Remaining {
-                turns: turns_left,
-                tokens: 0,
-            },
-            b.max_observation_tokens,
-            &counter,
+            outcome.restarted,
         );
-        let draft_tokens = counter(&render_cwm_message(&Message::tool(
-            call.tool.as_str(),
-            draft,
-        )));
+        // Format once to measure the observation, then again with the resulting budget.
+        let draft_remaining = Remaining {
+            turns: turns_left,
+            tokens: 0,
+        };
+        let max = b.max_observation_tokens;
+        let (draft, _) =
+            format_observation(profile, &body, draft_remaining, max, overhead, &counter);
+        let draft_tokens = counter(&render_cwm_message(&Message::tool(name, draft)));
         let tokens_left = b.context_tokens as i64 - (self.context + draft_tokens) as i64;
         let remaining = Remaining {
             turns: turns_left,
             tokens: tokens_left,
         };
-        let (text, truncated) = format_observation(
-            &outcome.output,
-            outcome.notice.as_deref(),
-            remaining,
-            b.max_observation_tokens,
-            &counter,
-        );
+        let (text, truncated) =
+            format_observation(profile, &body, remaining, max, overhead, &counter);
         if let Some(patch) = &outcome.submission {
             self.submission = Some(patch.clone());
         }
@@ -568,6 +588,25 @@ impl<'a> Episode<'a> {
         self.observer.on_finish(&footer);
         Ok(outcome)
     }
+}
+
+/// CWM cuts the user prompt from the left when the whole message is longer than
+/// `max_tokens`: the cut marker, then the end of the prompt.
+fn cut_user_prompt(
+    profile: &Profile,
+    prompt: String,
+    max_tokens: usize,
+    policy: &dyn Policy,
+) -> String {
+    let counter = |text: &str| policy.count_tokens(text);
+    let whole = counter(&render_cwm_message(&Message::user(prompt.clone())));
+    if whole <= max_tokens {
+        return prompt;
+    }
+    let marker = profile.text("observation.cut_marker");
+    let overhead = counter(&render_cwm_message(&Message::user(String::new())));
+    let keep = max_tokens.saturating_sub(overhead + counter(&marker));
+    format!("{marker}{}", tail_within(&prompt, keep, &counter))
 }
 
 fn new_turn(
@@ -782,6 +821,8 @@ mod tests {
 
     async fn play(turns: &[&str], config: &EpisodeConfig) -> (EpisodeOutcome, Vec<Record>) {
         let instance = instance();
+        // Scripted turns are answers: each gets the one `</think>` a reply needs.
+        let turns: Vec<String> = turns.iter().map(|t| format!("t\n</think>\n{t}")).collect();
         let mut policy = ReplayPolicy::from_script(&turns.join("\n---\n"), "t");
         let mut records = Vec::new();
         let mut ws = FakeWorkspace::default();
@@ -849,7 +890,7 @@ mod tests {
         );
 
         let mut config = EpisodeConfig::default();
-        config.budgets.max_format_errors = 3;
+        config.budgets.max_format_errors = Some(3);
         let (o, records) = play(&["a", "b", "c", "d"], &config).await;
         assert_eq!(
             (o.status, o.turns, o.format_errors),

@@ -1,5 +1,8 @@
 //! CWM's prompts (our wording, CWM's structure) and its chat rendering.
 
+use cwm_tools::{Profile, ToolName};
+use minijinja::context;
+
 use crate::message::Message;
 
 /// Everything the system prompt states about the episode's limits.
@@ -10,85 +13,28 @@ pub struct PromptLimits {
     pub command_timeout_secs: u64,
 }
 
-/// The `test` tool's entry in the system prompt.
-const TEST_TOOL: &str = r#"
-
-<tool: test>
-[targets]
-</tool>
-Runs the repository's own test runner on [targets] (test files, test ids, or Django test labels, one per line) and reports how many passed, failed, errored and were skipped, each failure with its first lines, and the end of the output. With no targets it runs the test files you changed."#;
-
-/// The system prompt: reason in `<think>` first; a persistent Linux container with turn and
-/// context limits; the four tools (five with `test`); exactly one call per step.
-pub fn system_prompt(limits: PromptLimits, test_tool: bool) -> String {
-    let PromptLimits {
-        max_turns,
-        context_tokens,
-        command_timeout_secs,
-    } = limits;
-    let test = if test_tool { TEST_TOOL } else { "" };
-    format!(
-        r#"You are a careful software engineering assistant. You always reason before you respond, in this format:
-
-<think>
-your private reasoning
-</think>
-your response
-
-# Environment
-
-You work in a Linux container through a persistent bash session. The session keeps its state between steps, but it is restarted when it breaks, when a command prints too much output, or when a command runs longer than {command_timeout_secs} seconds. Your whole conversation must fit in a context window of {context_tokens} tokens, and you have at most {max_turns} turns. You act through the tools below.
-
-<tool: bash>
-[command(s)]
-</tool>
-Runs [command(s)] in the session: any non-interactive bash, on one line or several.
-
-<tool: edit>
-[path]
-<<<<<<< SEARCH
-[search_lines]
-=======
-[replacement_lines]
->>>>>>> REPLACE
-</tool>
-Replaces [search_lines] with [replacement_lines] in the existing file [path]. [search_lines] must be one or more consecutive lines of the file, copied exactly (indentation and whitespace included), and must occur exactly once.
-
-<tool: create>
-[path]
-[content]
-</tool>
-Creates the file [path] with [content]. [path] must not exist yet, and its directory must.
-
-<tool: submit>
-[path]
-</tool>
-Submits the patch file at [path] as your result. It must be non-empty and in `git diff` format.{test}
-
-Relative paths are relative to /testbed.
-
-RULES:
-* Make exactly one tool call in each step, after your reasoning. Never more than one.
-* Every step must contain a tool call until you have submitted.
-* After a successful submission, either keep working and submit again, or finish with a final reply that contains no tool call."#
+/// The system prompt, from the profile's `system.prompt` with the descriptions of the
+/// episode's `tools`.
+pub fn system_prompt(profile: &Profile, limits: PromptLimits, tools: &[ToolName]) -> String {
+    let descriptions: Vec<String> = tools
+        .iter()
+        .map(|t| profile.text(&format!("tools.{t}")))
+        .collect();
+    let separator = profile.text("system.tool_separator");
+    profile.render(
+        "system.prompt",
+        context! {
+            max_turns => limits.max_turns,
+            context_tokens => limits.context_tokens,
+            command_timeout => limits.command_timeout_secs,
+            tools => descriptions.join(&separator),
+        },
     )
 }
 
-/// The user prompt: the issue inside `<issue_description>`, the repository at `/testbed`.
-pub fn user_prompt(issue: &str) -> String {
-    format!(
-        r#"Resolve the issue below by changing the code, then submit a patch file.
-
-<issue_description>
-{issue}
-</issue_description>
-
-The repository is at /testbed with all dependencies installed, and the bash session starts there. Submit the path of a patch file that holds all your code changes in `git diff` format (for example, write it with `git diff > /tmp/patch.diff`). You may refine your changes and submit again as often as you need; the last submission counts.
-
-Correctness comes first: explore the code base, reproduce the problem, and check your fix with tests, including the existing ones, before you submit.
-
-Once you have submitted and are confident in the fix, end with a final reply without a tool call that summarizes the issue, how you investigated it, what you changed, and how you verified it."#
-    )
+/// The user prompt: the profile's `user.prompt` with the issue.
+pub fn user_prompt(profile: &Profile, issue: &str) -> String {
+    profile.render("user.prompt", context! { issue })
 }
 
 /// Starts every rendered prompt.
@@ -175,8 +121,9 @@ mod tests {
             context_tokens: 131072,
             command_timeout_secs: 120,
         };
-        assert!(!system_prompt(limits, false).contains("<tool: test>"));
-        let s = system_prompt(limits, true);
+        let profile = Profile::builtin();
+        assert!(!system_prompt(&profile, limits, &ToolName::CWM).contains("<tool: test>"));
+        let s = system_prompt(&profile, limits, &ToolName::ALL);
         assert!(s.contains("<tool: test>"));
         for needle in [
             "<think>",
@@ -187,7 +134,7 @@ mod tests {
         ] {
             assert!(s.contains(needle), "{needle}");
         }
-        let u = user_prompt("Bug!");
+        let u = user_prompt(&Profile::builtin(), "Bug!");
         assert!(
             u.contains("<issue_description>\nBug!\n</issue_description>") && u.contains("/testbed")
         );

@@ -17,7 +17,7 @@ pub struct OverheadBenchArgs {
 }
 
 /// One bash turn, then the turn budget ends the episode: no model time, no test time.
-const ONE_TURN: &str = "<tool: bash>\ntrue\n</tool>\n";
+const ONE_TURN: &str = "ok\n</think>\n<tool: bash>\ntrue\n</tool>\n";
 
 pub async fn run(args: OverheadBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.n > 0, "--n must be at least 1");

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::edit::{apply_edit, parse_create, parse_edit};
 use crate::parse::{ToolCall, ToolName};
+use crate::profile::Profile;
 use crate::workspace::{parent_dir, resolve_path, CommandOutput, EnvFailure, PathKind, Workspace};
 
 /// Settings for tool execution.
@@ -15,6 +16,9 @@ pub struct ToolConfig {
     pub command_timeout: Duration,
     /// How the `test` tool runs this instance's tests; `None` when none is known.
     pub test_runner: Option<cwm_parsers::TestRunner>,
+    /// The texts the model sees.
+    #[serde(skip)]
+    pub profile: Profile,
 }
 
 impl Default for ToolConfig {
@@ -22,6 +26,7 @@ impl Default for ToolConfig {
         Self {
             command_timeout: Duration::from_secs(120),
             test_runner: None,
+            profile: Profile::builtin(),
         }
     }
 }
@@ -67,7 +72,7 @@ pub async fn execute(
 ) -> Result<ToolOutcome, EnvFailure> {
     let start = Instant::now();
     let mut outcome = match call.tool {
-        ToolName::Bash => bash(ws, &call.body, config.command_timeout).await?,
+        ToolName::Bash => bash(ws, &call.body, config).await?,
         ToolName::Edit => edit(ws, &call.body).await?,
         ToolName::Create => create(ws, &call.body).await?,
         ToolName::Submit => submit(ws, &call.body).await?,
@@ -80,9 +85,9 @@ pub async fn execute(
 async fn bash(
     ws: &mut dyn Workspace,
     command: &str,
-    timeout: Duration,
+    config: &ToolConfig,
 ) -> Result<ToolOutcome, EnvFailure> {
-    let out = ws.run(command, timeout).await?;
+    let out = ws.run(command, config.command_timeout).await?;
     let text = out
         .output
         .strip_suffix('\n')
@@ -93,26 +98,29 @@ async fn bash(
         success: !out.restarted,
         exit_code: out.exit_code,
         restarted: out.restarted,
-        notice: out.restarted.then(|| restart_notice(&out, timeout)),
+        notice: out
+            .restarted
+            .then(|| restart_notice(&config.profile, &out, config.command_timeout)),
         submission: None,
         duration: Duration::ZERO,
     })
 }
 
-/// Tells the model its session was replaced, and why.
-pub(crate) fn restart_notice(out: &CommandOutput, timeout: Duration) -> String {
-    let why = if out.timed_out {
-        format!(
-            "the command did not finish within {} seconds",
-            timeout.as_secs()
+/// Tells the model its session was replaced, and why (the profile's `session` texts).
+pub(crate) fn restart_notice(profile: &Profile, out: &CommandOutput, timeout: Duration) -> String {
+    let reason = if out.timed_out {
+        profile.render(
+            "session.reason_timeout",
+            minijinja::context! { seconds => timeout.as_secs() },
         )
     } else if out.truncated {
-        "the command produced too much output".to_string()
+        profile.text("session.reason_output")
     } else {
-        "the shell exited unexpectedly".to_string()
+        profile.text("session.reason_exited")
     };
-    format!(
-        "The session was terminated because {why}. A fresh session has started in /testbed: shell variables, the working directory and background jobs were reset."
+    profile.render(
+        "session.restart_notice",
+        minijinja::context! { reason, repo => crate::workspace::REPO_ROOT },
     )
 }
 

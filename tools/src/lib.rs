@@ -10,6 +10,7 @@ mod exec;
 mod observation;
 mod parse;
 mod patch;
+pub mod profile;
 mod submit;
 mod test_tool;
 mod tokens;
@@ -17,13 +18,16 @@ mod workspace;
 
 pub use docker::DockerWorkspace;
 pub use exec::{execute, submission_message, ToolConfig, ToolOutcome};
-pub use observation::{budget_block, format_observation, Remaining};
+pub use observation::{budget_block, format_observation, observation_body, Remaining};
 pub use parse::{
     parse_call, parse_reply, split_thinking, FormatError, Reply, ToolCall, ToolName, THINK_END,
     THINK_START,
 };
 pub use patch::{clean_patch, CleanPatch, LeftOut, LeftOutReason};
-pub use tokens::{approx_tokens, truncate_tokens, ApproxCounter, TokenCounter, CUT_MARK};
+pub use profile::{Profile, ProfileError};
+pub use tokens::{
+    approx_tokens, head_within, tail_within, truncate_tokens, ApproxCounter, TokenCounter,
+};
 pub use workspace::{
     parent_dir, resolve_path, shell_quote, CommandOutput, EnvFailure, PathKind, Workspace,
     REPO_ROOT,

@@ -1,15 +1,20 @@
 //! Parsing one assistant reply: the thinking/answer split and the single `<tool: NAME>` call.
 
 use std::fmt;
+use std::sync::LazyLock;
 
+use minijinja::context;
+use regex::Regex;
 use serde::{Deserialize, Serialize};
+
+use crate::profile::Profile;
 
 /// Marks the end of the model's private reasoning. Calls are only parsed after it.
 pub const THINK_END: &str = "</think>";
 /// Opens the reasoning block (CWM gets it from the generation prefix).
 pub const THINK_START: &str = "<think>";
 const TOOL_OPEN: &str = "<tool:";
-const TOOL_CLOSE: &str = "\n</tool>";
+const TOOL_END: &str = "</tool>";
 
 /// The tools a model may call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,33 +81,75 @@ impl ToolCall {
     }
 }
 
-/// A malformed turn. Its `Display` is the text after `FormatError: ` that the model is shown.
+/// A malformed turn. The text the model is shown comes from the prompt profile
+/// ([`FormatError::message`]); `Display` is a short description for logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
-    #[error("no tool call found after </think>. Make exactly one call per step in the form `<tool: NAME>\\n...\\n</tool>`, with NAME one of bash, edit, create, submit.{}", if *.in_thinking { " A call written inside <think> ... </think> is not executed: put it after </think>." } else { "" })]
+    /// No call after `</think>` (`in_thinking`: one was written inside the thinking).
+    #[error("no tool call")]
     NoToolCall { in_thinking: bool },
-    #[error("found {} tool calls ({}), but exactly one is allowed per step. Make one call, wait for its output, then make the next.", .names.len(), .names.join(", "))]
+    #[error("{} tool calls", .names.len())]
     SeveralCalls { names: Vec<String> },
-    #[error("unknown tool `{name}`. The available tools are bash, edit, create and submit.")]
+    /// The counts of `<tool:` and `</tool>` differ from the number of complete calls: an
+    /// unterminated call, a stray `</tool>` in a body, a malformed header.
+    #[error("{opens} `<tool:` and {closes} `</tool>` for {calls} call(s)")]
+    TagCountMismatch {
+        opens: usize,
+        closes: usize,
+        calls: usize,
+    },
+    /// A name outside the episode's tool set (CWM's `NoSuchToolError`).
+    #[error("unknown tool `{name}`")]
     UnknownTool { name: String },
-    #[error("the `<tool: {name}>` block is not terminated. End the call with `</tool>` on a line of its own.")]
-    Unterminated { name: String },
-    #[error("malformed tool header `{header}`. A call starts with `<tool: NAME>` followed by a newline.")]
-    BadHeader { header: String },
-    #[error("the `{name}` call has an empty body. Put its argument between the `<tool: {name}>` line and `</tool>`.")]
+    #[error("empty `{name}` call")]
     EmptyBody { name: String },
-    #[error("found {count} `</think>` tags, but the reasoning must be closed exactly once, before the tool call.")]
-    SeveralThinkEnds { count: usize },
-    #[error(
-        "the reasoning block was never closed. Finish it with `</think>`, then make one tool call."
-    )]
-    UnclosedThinking,
+    /// `</think>` must occur exactly once.
+    #[error("{count} `</think>` tags")]
+    ThinkCount { count: usize },
 }
 
 impl FormatError {
-    /// The user message the model receives for this error.
-    pub fn message(&self) -> String {
-        format!("FormatError: {self}")
+    /// The user message the model receives, from the profile's `format_errors` fields.
+    /// `tools` are the names the episode allows.
+    pub fn message(&self, profile: &Profile, tools: &[ToolName]) -> String {
+        let names: Vec<&str> = tools.iter().map(|t| t.as_str()).collect();
+        let tools = names.join(", ");
+        match self {
+            Self::NoToolCall { in_thinking } => {
+                let mut text = profile.render("format_errors.no_tool_call", context! { tools });
+                if *in_thinking {
+                    text.push_str(&profile.text("format_errors.call_inside_thinking"));
+                }
+                text
+            }
+            Self::SeveralCalls { names } => profile.render(
+                "format_errors.several_calls",
+                context! { count => names.len(), names => names.join(", ") },
+            ),
+            Self::TagCountMismatch {
+                opens,
+                closes,
+                calls,
+            } => profile.render(
+                "format_errors.tag_count_mismatch",
+                context! { opens, closes, calls },
+            ),
+            Self::UnknownTool { name } => {
+                profile.render("format_errors.unknown_tool", context! { name, tools })
+            }
+            Self::EmptyBody { name } => {
+                profile.render("format_errors.empty_body", context! { name })
+            }
+            Self::ThinkCount { count } => {
+                profile.render("format_errors.think_count", context! { count })
+            }
+        }
+    }
+
+    /// Whether this error ends an episode that already has a submission (CWM: every format
+    /// error and unknown tool does, except a wrong `</think>` count).
+    pub fn ends_after_submission(&self) -> bool {
+        !matches!(self, Self::ThinkCount { .. })
     }
 }
 
@@ -113,41 +160,62 @@ pub struct Reply<'a> {
     pub answer: &'a str,
 }
 
-/// Splits an assistant message into reasoning and answer.
-///
-/// A reply with no `</think>` is all answer, unless it opens `<think>`: then it is unclosed.
+/// Splits an assistant message into reasoning and answer. `</think>` must occur exactly
+/// once (CWM's check); the thinking is what precedes it, without a leading `<think>`.
 pub fn split_thinking(text: &str) -> Result<Reply<'_>, FormatError> {
     let count = text.matches(THINK_END).count();
-    if count > 1 {
-        return Err(FormatError::SeveralThinkEnds { count });
-    }
-    match text.split_once(THINK_END) {
-        Some((thinking, answer)) => {
-            let thinking = thinking.trim_start();
-            let thinking = thinking.strip_prefix(THINK_START).unwrap_or(thinking);
-            Ok(Reply {
-                thinking: Some(thinking.trim_matches('\n')),
-                answer,
-            })
-        }
-        None if text.trim_start().starts_with(THINK_START) => Err(FormatError::UnclosedThinking),
-        None => Ok(Reply {
-            thinking: None,
-            answer: text,
-        }),
-    }
+    let Some((thinking, answer)) = text.split_once(THINK_END).filter(|_| count == 1) else {
+        return Err(FormatError::ThinkCount { count });
+    };
+    let thinking = thinking.trim_start();
+    let thinking = thinking.strip_prefix(THINK_START).unwrap_or(thinking);
+    Ok(Reply {
+        thinking: Some(thinking.trim_matches('\n')),
+        answer,
+    })
 }
 
-/// Parses the single tool call of an answer (the text after `</think>`).
+/// CWM's call pattern: `<tool:`, one whitespace character, a name of letters and `_`, `>`, a
+/// newline, the shortest body, a newline and `</tool>`.
+static CALL: LazyLock<Regex> =
+    LazyLock::new(|| cwm_parsers::re(r"(?s)<tool:\s([a-zA-Z_]+)>\n(.*?)\n</tool>"));
+
+/// Parses the single tool call of an answer (the text after `</think>`), with CWM's checks
+/// in CWM's order: several calls; `<tool:` and `</tool>` counts equal to the calls found;
+/// none; an empty body; then the name.
 pub fn parse_call(answer: &str) -> Result<ToolCall, FormatError> {
-    let blocks = scan_blocks(answer)?;
-    match blocks.as_slice() {
-        [] => Err(FormatError::NoToolCall { in_thinking: false }),
-        [(name, body)] => to_call(name, body),
-        several => Err(FormatError::SeveralCalls {
-            names: several.iter().map(|(n, _)| n.to_string()).collect(),
-        }),
+    let calls: Vec<(&str, &str)> = CALL
+        .captures_iter(answer)
+        .filter_map(|c| Some((c.get(1)?.as_str(), c.get(2)?.as_str())))
+        .collect();
+    if calls.len() > 1 {
+        return Err(FormatError::SeveralCalls {
+            names: calls.iter().map(|(n, _)| n.to_string()).collect(),
+        });
     }
+    let (opens, closes) = (
+        answer.matches(TOOL_OPEN).count(),
+        answer.matches(TOOL_END).count(),
+    );
+    if opens != calls.len() || closes != calls.len() {
+        return Err(FormatError::TagCountMismatch {
+            opens,
+            closes,
+            calls: calls.len(),
+        });
+    }
+    let Some((name, body)) = calls.first() else {
+        return Err(FormatError::NoToolCall { in_thinking: false });
+    };
+    if body.trim().is_empty() {
+        return Err(FormatError::EmptyBody {
+            name: name.to_string(),
+        });
+    }
+    let tool = ToolName::from_name(name).ok_or_else(|| FormatError::UnknownTool {
+        name: name.to_string(),
+    })?;
+    Ok(ToolCall::new(tool, *body))
 }
 
 /// Splits a full reply and parses its call; the thinking part is never searched for calls.
@@ -160,59 +228,6 @@ pub fn parse_reply(text: &str) -> Result<(Reply<'_>, ToolCall), FormatError> {
         Err(e) => Err(e),
         Ok(call) => Ok((reply, call)),
     }
-}
-
-fn to_call(name: &str, body: &str) -> Result<ToolCall, FormatError> {
-    let tool = ToolName::from_name(name).ok_or_else(|| FormatError::UnknownTool {
-        name: name.to_string(),
-    })?;
-    if body.trim().is_empty() {
-        return Err(FormatError::EmptyBody {
-            name: name.to_string(),
-        });
-    }
-    Ok(ToolCall::new(tool, body))
-}
-
-/// Finds every `<tool: NAME>\nBODY\n</tool>` block, in order.
-fn scan_blocks(text: &str) -> Result<Vec<(&str, &str)>, FormatError> {
-    let mut blocks = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(TOOL_OPEN) {
-        let after_open = &rest[start + TOOL_OPEN.len()..];
-        let (name, after_header) = parse_header(after_open)?;
-        // An empty body is `<tool: x>\n</tool>`: the header's newline doubles as the close's.
-        let body_and_close = format!("\n{after_header}");
-        let Some(end) = body_and_close.find(TOOL_CLOSE) else {
-            return Err(FormatError::Unterminated {
-                name: name.to_string(),
-            });
-        };
-        let body = &after_header[..end.saturating_sub(1)];
-        blocks.push((name, body));
-        rest = &after_header[(end + TOOL_CLOSE.len()).saturating_sub(1)..];
-    }
-    Ok(blocks)
-}
-
-/// Parses ` NAME>\n` right after `<tool:`; returns the name and the text after the newline.
-fn parse_header(text: &str) -> Result<(&str, &str), FormatError> {
-    let line_end = text.find('\n').unwrap_or(text.len());
-    let line = &text[..line_end];
-    let bad = || FormatError::BadHeader {
-        header: format!("{TOOL_OPEN}{}", line.chars().take(60).collect::<String>()),
-    };
-    let name = line.strip_suffix('>').ok_or_else(bad)?.trim();
-    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Err(bad());
-    }
-    if line_end == text.len() {
-        return Err(FormatError::Unterminated {
-            name: name.to_string(),
-        });
-    }
-    Ok((name, &text[line_end + 1..]))
 }
 
 #[cfg(test)]
@@ -229,13 +244,16 @@ mod tests {
         let (reply, c) = parse_reply(text).unwrap();
         assert_eq!(reply.thinking, Some("look around"));
         assert_eq!(c, ToolCall::new(ToolName::Bash, "ls -la\ncat x"));
+        // Prose around the call is allowed.
+        let c = call("x</think>I will look.\n<tool: bash>\nls\n</tool>\nDone.").unwrap();
+        assert_eq!(c.body, "ls");
     }
 
     #[test]
     fn body_keeps_trailing_blank_lines_and_empty_body_is_rejected() {
-        let c = call("<tool: create>\na.py\nx = 1\n\n</tool>").unwrap();
+        let c = call("t</think><tool: create>\na.py\nx = 1\n\n</tool>").unwrap();
         assert_eq!(c.body, "a.py\nx = 1\n");
-        let err = call("<tool: submit>\n</tool>").unwrap_err();
+        let err = call("t</think><tool: submit>\n \n</tool>").unwrap_err();
         assert_eq!(
             err,
             FormatError::EmptyBody {
@@ -248,65 +266,75 @@ mod tests {
     fn calls_inside_thinking_are_ignored() {
         let err = call("<think>\n<tool: bash>\nls\n</tool>\n</think>\nI am done.").unwrap_err();
         assert_eq!(err, FormatError::NoToolCall { in_thinking: true });
-        assert!(err.message().starts_with("FormatError: no tool call"));
-        assert!(err.message().contains("inside <think>"));
+        let profile = Profile::builtin();
+        let message = err.message(&profile, &ToolName::CWM);
+        assert!(
+            message.starts_with("FormatError: no tool call"),
+            "{message}"
+        );
+        assert!(message.contains("bash, edit, create, submit"), "{message}");
+        assert!(message.contains("inside <think>"), "{message}");
     }
 
     #[test]
-    fn every_format_error_case() {
+    fn every_format_error_case_follows_cwms_checks() {
+        let t = |answer: &str| call(&format!("t</think>{answer}")).unwrap_err();
         assert_eq!(
-            call("just text").unwrap_err(),
+            t("just text"),
             FormatError::NoToolCall { in_thinking: false }
         );
-        let two = call("<tool: bash>\nls\n</tool>\n<tool: submit>\np\n</tool>").unwrap_err();
         assert_eq!(
-            two,
+            t("<tool: bash>\nls\n</tool>\n<tool: submit>\np\n</tool>"),
             FormatError::SeveralCalls {
                 names: vec!["bash".into(), "submit".into()]
             }
         );
-        assert!(two
-            .to_string()
-            .contains("found 2 tool calls (bash, submit)"));
         assert_eq!(
-            call("<tool: python>\nprint(1)\n</tool>").unwrap_err(),
+            t("<tool: python>\nprint(1)\n</tool>"),
             FormatError::UnknownTool {
                 name: "python".into()
             }
         );
+        let mismatch = |opens, closes, calls| FormatError::TagCountMismatch {
+            opens,
+            closes,
+            calls,
+        };
+        // Unterminated, closed on the same line, a stray `</tool>` in the body, a name with a
+        // digit, two spaces after the colon: all are tag-count mismatches, as in CWM.
+        assert_eq!(t("<tool: bash>\nls"), mismatch(1, 0, 0));
+        assert_eq!(t("<tool: bash>\nls</tool>"), mismatch(1, 1, 0));
         assert_eq!(
-            call("<tool: bash>\nls").unwrap_err(),
-            FormatError::Unterminated {
-                name: "bash".into()
-            }
+            t("<tool: bash>\necho '\n</tool>'\n</tool>"),
+            mismatch(1, 2, 1)
         );
-        assert_eq!(
-            call("<tool: bash>\nls</tool>").unwrap_err(),
-            FormatError::Unterminated {
-                name: "bash".into()
-            }
-        );
-        assert!(matches!(
-            call("<tool: ba sh>\nls\n</tool>").unwrap_err(),
-            FormatError::BadHeader { .. }
-        ));
+        assert_eq!(t("<tool: bash2>\nls\n</tool>"), mismatch(1, 1, 0));
+        assert_eq!(t("<tool:  bash>\nls\n</tool>"), mismatch(1, 1, 0));
+        assert_eq!(t("see </tool>"), mismatch(0, 1, 0));
+        // `</think>` exactly once.
         assert_eq!(
             call("<think>\nhmm").unwrap_err(),
-            FormatError::UnclosedThinking
+            FormatError::ThinkCount { count: 0 }
+        );
+        assert_eq!(
+            call("<tool: bash>\nls\n</tool>").unwrap_err(),
+            FormatError::ThinkCount { count: 0 }
         );
         assert_eq!(
             call("a</think>b</think><tool: bash>\nls\n</tool>").unwrap_err(),
-            FormatError::SeveralThinkEnds { count: 2 }
+            FormatError::ThinkCount { count: 2 }
+        );
+        // A tab is whitespace too.
+        assert_eq!(
+            call("t</think><tool:\tbash>\nls\n</tool>").unwrap().tool,
+            ToolName::Bash
         );
     }
 
     #[test]
-    fn text_around_the_call_is_allowed() {
-        let c = call("</think>\nLet me check.\n<tool: bash>\nls\n</tool>\nthanks").unwrap();
-        assert_eq!(c.body, "ls");
-        assert_eq!(
-            call(&c.render()).unwrap(),
-            ToolCall::new(ToolName::Bash, "ls")
-        );
+    fn only_a_wrong_think_count_keeps_a_submitted_episode_going() {
+        assert!(!FormatError::ThinkCount { count: 2 }.ends_after_submission());
+        assert!(FormatError::UnknownTool { name: "x".into() }.ends_after_submission());
+        assert!(FormatError::NoToolCall { in_thinking: false }.ends_after_submission());
     }
 }

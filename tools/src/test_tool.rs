@@ -57,7 +57,7 @@ pub async fn run_tests(
         restarted: out.restarted,
         notice: out
             .restarted
-            .then(|| restart_notice(&out, config.command_timeout)),
+            .then(|| restart_notice(&config.profile, &out, config.command_timeout)),
         submission: None,
         duration: std::time::Duration::ZERO,
     })

@@ -1,8 +1,5 @@
 //! Token counting and token-bounded truncation of tool output.
 
-/// Marks where long output was cut.
-pub const CUT_MARK: &str = "[...]";
-
 /// Counts tokens the way the model's tokenizer does (or approximates it).
 pub trait TokenCounter {
     fn count_tokens(&self, text: &str) -> usize;
@@ -30,22 +27,32 @@ impl<F: Fn(&str) -> usize> TokenCounter for F {
     }
 }
 
-/// Keeps the head of `text` within `max_tokens` (the mark included) and appends [`CUT_MARK`].
-/// Returns the text unchanged when it fits.
-pub fn truncate_tokens(
-    text: &str,
-    max_tokens: usize,
-    counter: &dyn TokenCounter,
-) -> (String, bool) {
-    if counter.count_tokens(text) <= max_tokens {
-        return (text.to_string(), false);
-    }
-    let budget = max_tokens.saturating_sub(counter.count_tokens(CUT_MARK) + 1);
+/// The longest head of `text` within `max_tokens`.
+pub fn head_within<'a>(text: &'a str, max_tokens: usize, counter: &dyn TokenCounter) -> &'a str {
+    let ends = char_ends(text);
+    // Binary search: token counts grow with the prefix.
+    let fits = |k: usize| counter.count_tokens(&text[..ends[k]]) <= max_tokens;
+    &text[..ends[longest(ends.len() - 1, fits)]]
+}
+
+/// The longest tail of `text` within `max_tokens`.
+pub fn tail_within<'a>(text: &'a str, max_tokens: usize, counter: &dyn TokenCounter) -> &'a str {
+    let starts = char_ends(text);
+    let last = starts.len() - 1;
+    let fits = |k: usize| counter.count_tokens(&text[starts[last - k]..]) <= max_tokens;
+    &text[starts[last - longest(last, fits)]..]
+}
+
+/// Byte offsets of every char boundary, the end included.
+fn char_ends(text: &str) -> Vec<usize> {
     let mut ends: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
     ends.push(text.len());
-    // Binary search for the longest char prefix that fits: token counts grow with the prefix.
-    let fits = |k: usize| counter.count_tokens(&text[..ends[k]]) <= budget;
-    let (mut lo, mut hi) = (0usize, ends.len() - 1);
+    ends
+}
+
+/// The largest `k` in `0..=max` with `fits(k)`, for a `fits` that holds up to some point.
+fn longest(max: usize, fits: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0usize, max);
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
         if fits(mid) {
@@ -54,8 +61,25 @@ pub fn truncate_tokens(
             hi = mid - 1;
         }
     }
-    let head = &text[..ends[lo]];
-    (format!("{head}\n{CUT_MARK}"), true)
+    lo
+}
+
+/// Keeps the head of `text` within `max_tokens` (the mark included) and appends `marker`.
+/// Returns the text unchanged when it fits.
+pub fn truncate_tokens(
+    text: &str,
+    max_tokens: usize,
+    marker: &str,
+    counter: &dyn TokenCounter,
+) -> (String, bool) {
+    if counter.count_tokens(text) <= max_tokens {
+        return (text.to_string(), false);
+    }
+    let budget = max_tokens.saturating_sub(counter.count_tokens(marker));
+    (
+        format!("{}{marker}", head_within(text, budget, counter)),
+        true,
+    )
 }
 
 #[cfg(test)]
@@ -65,7 +89,7 @@ mod tests {
     #[test]
     fn short_text_is_untouched() {
         assert_eq!(
-            truncate_tokens("abc", 10, &ApproxCounter),
+            truncate_tokens("abc", 10, "[...]", &ApproxCounter),
             ("abc".into(), false)
         );
     }
@@ -73,10 +97,18 @@ mod tests {
     #[test]
     fn long_text_is_cut_within_budget_and_marked() {
         let text = "é".repeat(1000);
-        let (cut, was_cut) = truncate_tokens(&text, 50, &ApproxCounter);
+        let (cut, was_cut) = truncate_tokens(&text, 50, "[...]", &ApproxCounter);
         assert!(was_cut);
-        assert!(cut.ends_with("\n[...]"));
+        assert!(cut.ends_with("é[...]"));
         assert!(ApproxCounter.count_tokens(&cut) <= 50, "{}", cut.len());
         assert!(ApproxCounter.count_tokens(&cut) >= 45);
+    }
+
+    #[test]
+    fn tails_keep_the_end() {
+        let text = format!("{}END", "x".repeat(100));
+        let tail = tail_within(&text, 2, &ApproxCounter);
+        assert_eq!(tail, "xxxxxEND");
+        assert_eq!(head_within(&text, 1, &ApproxCounter), "xxxx");
     }
 }

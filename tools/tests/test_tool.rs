@@ -68,6 +68,7 @@ async fn check(name: &str, failing: &str, broken: &str, broken_target: &str) {
     let config = ToolConfig {
         command_timeout: Duration::from_secs(120),
         test_runner: Some(runner),
+        ..ToolConfig::default()
     };
     apply(&mut ws, &instance.test_patch).await;
     let before = test(&mut ws, &config, failing).await;
@@ -140,6 +141,7 @@ async fn with_no_targets_it_runs_the_changed_test_files() {
     let config = ToolConfig {
         command_timeout: Duration::from_secs(120),
         test_runner: TestRunner::for_instance(&instance),
+        ..ToolConfig::default()
     };
     apply(&mut ws, &instance.test_patch).await;
     let out = test(&mut ws, &config, "").await;

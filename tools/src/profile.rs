@@ -1,0 +1,288 @@
+//! The prompt profile: every text the model sees (system and user prompts, tool
+//! descriptions, the observation wrapper and budget block, the submit echo, the restart
+//! notice, every error message, the cut marker), as minijinja templates loaded from TOML.
+//!
+//! The built-in profile (`tools/profiles/default.toml`) is cwm-bench's own wording. A user
+//! profile overrides any subset of its fields; `cwm-bench prompts dump` writes the default as
+//! a file to start from, and `docs/prompts.md` lists the fields, their placeholders, and where
+//! CWM's own text for each lives in CWM's repository.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::Environment;
+use serde::Serialize;
+
+/// The built-in profile, with a comment on every field.
+pub const DEFAULT_PROFILE: &str = include_str!("../profiles/default.toml");
+
+/// Every field: its dotted key and the placeholders it may use.
+pub const FIELDS: &[(&str, &[&str])] = &[
+    (
+        "system.prompt",
+        &["max_turns", "context_tokens", "command_timeout", "tools"],
+    ),
+    ("system.tool_separator", &[]),
+    ("tools.bash", &[]),
+    ("tools.edit", &[]),
+    ("tools.create", &[]),
+    ("tools.submit", &[]),
+    ("tools.test", &[]),
+    ("user.prompt", &["issue"]),
+    ("observation.wrapper", &["output", "budget"]),
+    ("observation.budget", &["turns", "tokens"]),
+    ("observation.cut_marker", &[]),
+    ("observation.notice_separator", &[]),
+    ("session.restart_notice", &["reason", "repo"]),
+    ("session.reason_timeout", &["seconds"]),
+    ("session.reason_output", &[]),
+    ("session.reason_exited", &[]),
+    ("format_errors.no_tool_call", &["tools"]),
+    ("format_errors.call_inside_thinking", &[]),
+    ("format_errors.several_calls", &["count", "names"]),
+    (
+        "format_errors.tag_count_mismatch",
+        &["opens", "closes", "calls"],
+    ),
+    ("format_errors.unknown_tool", &["name", "tools"]),
+    ("format_errors.empty_body", &["name"]),
+    ("format_errors.think_count", &["count"]),
+];
+
+/// Why a profile could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read prompt profile {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("prompt profile {source_name} is not valid TOML: {message}")]
+    Toml {
+        source_name: String,
+        message: String,
+    },
+    #[error("prompt profile {source_name}: unknown field `{key}`; the fields are listed in docs/prompts.md (`cwm-bench prompts dump` writes them all)")]
+    UnknownField { source_name: String, key: String },
+    #[error("prompt profile {source_name}: field `{key}` must be a string")]
+    NotAString { source_name: String, key: String },
+    #[error("prompt profile {source_name}: field `{key}` is not a valid template: {message}")]
+    BadTemplate {
+        source_name: String,
+        key: String,
+        message: String,
+    },
+    #[error("prompt profile {source_name}: field `{key}` uses `{placeholder}`, which it does not have; it may use: {allowed}")]
+    UnknownPlaceholder {
+        source_name: String,
+        key: String,
+        placeholder: String,
+        allowed: String,
+    },
+}
+
+/// A loaded profile: the built-in texts with any overrides applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    templates: BTreeMap<String, String>,
+    /// Where the overrides came from, for the run's config.
+    pub source: Option<PathBuf>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl Profile {
+    /// The built-in profile.
+    pub fn builtin() -> Self {
+        let mut profile = Self {
+            templates: BTreeMap::new(),
+            source: None,
+        };
+        if let Err(err) = profile.overlay(DEFAULT_PROFILE, "built-in") {
+            // The built-in file is checked by the unit tests; it cannot fail at run time.
+            unreachable!("the built-in prompt profile is invalid: {err}");
+        }
+        profile
+    }
+
+    /// The built-in profile with the fields of the TOML file at `path` replacing its own.
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut profile = Self::builtin();
+        profile.overlay(&text, &path.display().to_string())?;
+        profile.source = Some(path.to_path_buf());
+        Ok(profile)
+    }
+
+    /// Replaces fields with those of `text` (TOML), checking each against [`FIELDS`].
+    pub fn overlay(&mut self, text: &str, source_name: &str) -> Result<(), ProfileError> {
+        let value: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ProfileError::Toml {
+                source_name: source_name.into(),
+                message: e.message().to_string(),
+            })?;
+        let mut flat = Vec::new();
+        flatten("", &toml::Value::Table(value), &mut flat, source_name)?;
+        for (key, template) in flat {
+            check_field(&key, &template, source_name)?;
+            self.templates.insert(key, template);
+        }
+        Ok(())
+    }
+
+    /// The raw template of a field (empty for an unknown key).
+    pub fn template(&self, key: &str) -> &str {
+        self.templates.get(key).map_or("", String::as_str)
+    }
+
+    /// Renders field `key` with `context` (a serialisable map of its placeholders). Output is
+    /// byte-exact: no trailing newline is added or removed. A template error (possible only
+    /// with filters misused in a user profile) renders as a visible note, never a panic.
+    pub fn render(&self, key: &str, context: impl Serialize) -> String {
+        let mut env = Environment::new();
+        env.set_keep_trailing_newline(true);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        match env.render_str(self.template(key), context) {
+            Ok(text) => text,
+            Err(err) => format!("[prompt profile error in `{key}`: {err}]"),
+        }
+    }
+
+    /// A field without placeholders.
+    pub fn text(&self, key: &str) -> String {
+        self.render(key, ())
+    }
+}
+
+/// Flattens nested tables into dotted keys; every leaf must be a string.
+fn flatten(
+    prefix: &str,
+    value: &toml::Value,
+    out: &mut Vec<(String, String)>,
+    source_name: &str,
+) -> Result<(), ProfileError> {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let full = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&full, value, out, source_name)?;
+            }
+            Ok(())
+        }
+        toml::Value::String(text) => {
+            out.push((prefix.to_string(), text.clone()));
+            Ok(())
+        }
+        _ if FIELDS.iter().any(|(k, _)| *k == prefix) => Err(ProfileError::NotAString {
+            source_name: source_name.into(),
+            key: prefix.into(),
+        }),
+        _ => Err(ProfileError::UnknownField {
+            source_name: source_name.into(),
+            key: prefix.into(),
+        }),
+    }
+}
+
+/// The key must be a known field, the template must parse, and it may use only the
+/// field's placeholders.
+fn check_field(key: &str, template: &str, source_name: &str) -> Result<(), ProfileError> {
+    let Some((_, allowed)) = FIELDS.iter().find(|(k, _)| *k == key) else {
+        return Err(ProfileError::UnknownField {
+            source_name: source_name.into(),
+            key: key.into(),
+        });
+    };
+    let env = Environment::new();
+    let parsed = env
+        .template_from_str(template)
+        .map_err(|e| ProfileError::BadTemplate {
+            source_name: source_name.into(),
+            key: key.into(),
+            message: e.to_string(),
+        })?;
+    for placeholder in parsed.undeclared_variables(false) {
+        if !allowed.contains(&placeholder.as_str()) {
+            return Err(ProfileError::UnknownPlaceholder {
+                source_name: source_name.into(),
+                key: key.into(),
+                placeholder,
+                allowed: if allowed.is_empty() {
+                    "none".into()
+                } else {
+                    allowed.join(", ")
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_profile_has_every_field_and_nothing_else() {
+        let profile = Profile::builtin();
+        for (key, _) in FIELDS {
+            assert!(
+                !profile.template(key).is_empty() || key.ends_with("separator"),
+                "{key}"
+            );
+            assert!(profile.templates.contains_key(*key), "{key} missing");
+        }
+        assert_eq!(profile.templates.len(), FIELDS.len());
+    }
+
+    #[test]
+    fn overrides_replace_single_fields_and_render_exactly() {
+        let mut profile = Profile::builtin();
+        let before = profile.text("observation.cut_marker");
+        profile
+            .overlay("[observation]\nbudget = \"T={{ turns }}\\n\"\n", "test")
+            .expect("valid override");
+        let out = profile.render(
+            "observation.budget",
+            minijinja::context! { turns => 3, tokens => 9 },
+        );
+        assert_eq!(out, "T=3\n");
+        assert_eq!(profile.text("observation.cut_marker"), before);
+    }
+
+    #[test]
+    fn bad_profiles_are_refused_with_the_field_named() {
+        let mut profile = Profile::builtin();
+        let err = profile
+            .overlay("[observation]\nbudgett = \"x\"\n", "p.toml")
+            .expect_err("unknown field");
+        assert!(err.to_string().contains("observation.budgett"), "{err}");
+        let err = profile
+            .overlay("[user]\nprompt = \"{{ problem }}\"\n", "p.toml")
+            .expect_err("unknown placeholder");
+        assert!(
+            err.to_string().contains("`problem`") && err.to_string().contains("issue"),
+            "{err}"
+        );
+        let err = profile
+            .overlay("[user]\nprompt = \"{{ issue \"\n", "p.toml")
+            .expect_err("bad template");
+        assert!(err.to_string().contains("user.prompt"), "{err}");
+        let err = profile
+            .overlay("[user]\nprompt = 3\n", "p.toml")
+            .expect_err("not a string");
+        assert!(err.to_string().contains("must be a string"), "{err}");
+    }
+}
