@@ -46,6 +46,9 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// Write a leaderboard, an HTML report with charts and trajectory pages, and submission files.
     Report(commands::report::ReportArgs),
+    /// The prompt profile: dump the built-in one, or check a file.
+    #[command(subcommand)]
+    Prompts(commands::prompts::PromptsCommand),
 }
 
 /// Runs an async subcommand on a multi-threaded runtime.
@@ -72,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => block_on(commands::replay::run(args)),
         Command::Export(args) => commands::export::run(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Prompts(cmd) => commands::prompts::run(cmd),
     };
     match result {
         Ok(code) => code,

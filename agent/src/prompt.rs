@@ -49,10 +49,18 @@ pub const THINK_PREFIX: &str = "<think>\n";
 pub const STOP_TOKEN_IDS: [u32; 3] = [128001, 128008, 128009];
 
 /// One message in CWM's chat format.
+/// System and user bodies are stripped of surrounding whitespace, as CWM's tokenizer
+/// encodes a dialog; tool bodies are kept as they are, and assistant bodies as generated.
 pub fn render_cwm_message(message: &Message) -> String {
+    let body = match message.role {
+        crate::message::Role::System | crate::message::Role::User => {
+            cwm_parsers::py_strip(&message.content)
+        }
+        _ => message.content.as_str(),
+    };
     format!(
-        "<|start_header_id|>{}<|end_header_id|>\n\n{}{EOT}",
-        message.role, message.content
+        "<|start_header_id|>{}<|end_header_id|>\n\n{body}{EOT}",
+        message.role
     )
 }
 

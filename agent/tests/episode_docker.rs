@@ -117,7 +117,11 @@ async fn scripted_tools_and_format_errors() {
     );
     assert!(fe(2).contains("unknown tool `python`"), "{}", fe(2));
     // An unterminated call is a tag-count mismatch, as in CWM.
-    assert!(fe(3).contains("found 1 `<tool:` and 0 `</tool>`"), "{}", fe(3));
+    assert!(
+        fe(3).contains("found 1 `<tool:` and 0 `</tool>`"),
+        "{}",
+        fe(3)
+    );
     assert!(fe(4).contains("inside <think>"), "{}", fe(4));
     assert!(fe(5).contains("found 2 `</think>` tags"), "{}", fe(5));
     for turn in &t[..6] {

@@ -11,6 +11,7 @@ pub mod grade;
 pub mod images;
 pub mod local_task;
 pub mod policies;
+pub mod prompts;
 pub mod replay;
 pub mod report;
 pub mod repro;

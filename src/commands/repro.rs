@@ -164,7 +164,7 @@ async fn solve(
         container,
         instance,
         policy: policy.as_mut(),
-        config: &episode_config(settings),
+        config: &episode_config(settings)?,
         recorder: &mut recorder,
         observer: &mut StreamObserver,
     })

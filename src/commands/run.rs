@@ -26,6 +26,8 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
     // Listen from the start, so an early Ctrl-C (or SIGTERM, SIGHUP) also takes the clean-up path.
     let mut shutdown = crate::signals::Shutdown::listen()?;
     let settings = flags.resolve()?;
+    // A bad prompt profile stops the run before anything starts.
+    episode_config(&settings)?;
     let instances = load_instances(&settings)?;
     let run_dir = RunDir::open(&settings.runs_dir.join(&settings.run_id))?;
     run_dir.write_config(&serde_json::to_value(&settings)?)?;
@@ -268,7 +270,7 @@ async fn run_episode(
 ) -> anyhow::Result<cwm_agent::EpisodeOutcome> {
     let mut recorder = JsonlTrajectoryWriter::create(trajectory)?;
     let mut observer = LineObserver(line);
-    let config = episode_config(&shared.settings);
+    let config = episode_config(&shared.settings)?;
     let outcome = cwm_agent::run_episode(EpisodeContext {
         container,
         instance,
@@ -281,10 +283,16 @@ async fn run_episode(
     Ok(outcome)
 }
 
-pub fn episode_config(settings: &RunSettings) -> EpisodeConfig {
+/// The episode settings of a run; fails when the prompt profile cannot be loaded.
+pub fn episode_config(settings: &RunSettings) -> anyhow::Result<EpisodeConfig> {
+    let profile = match &settings.prompts {
+        Some(path) => cwm_tools::Profile::load(path)?,
+        None => cwm_tools::Profile::builtin(),
+    };
     let mut config = EpisodeConfig {
         autosubmit: settings.autosubmit,
         tools: settings.tools.tools(),
+        profile,
         ..EpisodeConfig::default()
     };
     let budgets = &mut config.budgets;
@@ -293,7 +301,8 @@ pub fn episode_config(settings: &RunSettings) -> EpisodeConfig {
     budgets.max_action_tokens = settings.max_action_tokens;
     budgets.command_timeout_secs = settings.command_timeout;
     budgets.wall_clock_secs = Some(settings.time_limit);
-    config
+    budgets.max_format_errors = settings.max_format_errors;
+    Ok(config)
 }
 
 /// Shows the turn number and last action on the instance's progress line.

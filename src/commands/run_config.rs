@@ -90,6 +90,14 @@ pub struct RunFlags {
     /// (CWM's four: bash, edit, create, submit, for reproducing CWM's numbers).
     #[arg(long, value_enum)]
     pub tools: Option<ToolPreset>,
+    /// A prompt profile (TOML) overriding any of the built-in texts the model sees; see
+    /// docs/prompts.md and `cwm-bench prompts dump`.
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    /// End an episode after this many format errors in a row (default: no limit, as CWM;
+    /// each error still costs a turn).
+    #[arg(long)]
+    pub max_format_errors: Option<u64>,
     /// Extra JSON fields for OpenAI-compatible requests, e.g.
     /// '{"chat_template_kwargs": {"enable_thinking": true}}'.
     #[arg(long, value_parser = parse_json)]
@@ -161,6 +169,8 @@ pub struct RunSettings {
     pub top_k: usize,
     pub sampling_seed: u64,
     pub tools: ToolPreset,
+    pub prompts: Option<PathBuf>,
+    pub max_format_errors: Option<u64>,
     pub extra_body: Option<serde_json::Value>,
     pub tool_role: Option<String>,
 }
@@ -192,6 +202,8 @@ impl Default for RunSettings {
             top_k: 0,
             sampling_seed: 0,
             tools: ToolPreset::Default,
+            prompts: None,
+            max_format_errors: None,
             extra_body: None,
             tool_role: None,
         }
