@@ -106,13 +106,26 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
+/// What a budget that runs out (turns, context, time, format errors) leaves as the patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnBudget {
+    /// None: the episode failed and is not graded (CWM's rule).
+    #[default]
+    Fail,
+    /// The last successful submission, if any.
+    LastSubmission,
+    /// The working-tree diff against the base commit (the last submission when the diff
+    /// cannot be taken).
+    Autosubmit,
+}
+
 /// Episode settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EpisodeConfig {
     pub budgets: Budgets,
-    /// When a budget runs out, record the working-tree diff against the base commit as the
-    /// patch instead of the last submission.
-    pub autosubmit: bool,
+    /// What a budget that runs out leaves as the patch (default: nothing, as CWM).
+    pub on_budget: OnBudget,
     /// Strip the repo's history beyond the base commit first (`cwm_env::prepare_repo`).
     pub prepare_repo: bool,
     /// Extra environment variables for the bash session.
@@ -129,7 +142,7 @@ impl Default for EpisodeConfig {
     fn default() -> Self {
         Self {
             budgets: Budgets::default(),
-            autosubmit: false,
+            on_budget: OnBudget::Fail,
             prepare_repo: true,
             shell_env: Vec::new(),
             tools: ToolName::ALL.to_vec(),
@@ -383,8 +396,13 @@ impl<'a> Episode<'a> {
         let (tokens_in, tokens_out) = self.account_reply(&reply);
         self.messages.push(Message::assistant(reply.text.clone()));
         let mut turn = new_turn(self.turns, started_at, &reply, tokens_in, tokens_out);
-        if self.context >= self.config.budgets.context_tokens {
+        // CWM checks both before the reply is parsed, so the reply that reaches a limit is
+        // never executed: with 128 turns, at most 127 replies act.
+        if self.context > self.config.budgets.context_tokens {
             return self.end_turn(turn, Next::Stop(ExitStatus::ContextLimit));
+        }
+        if self.turns >= self.config.budgets.max_turns {
+            return self.end_turn(turn, Next::Stop(ExitStatus::TurnLimit));
         }
         let parsed = parse_reply(&reply.text).and_then(|(_, call)| self.enabled(call));
         let call = match parsed {
@@ -540,7 +558,8 @@ impl<'a> Episode<'a> {
             model: self.policy.name(),
             policy: self.policy.config(),
             budgets: self.config.budgets.clone(),
-            autosubmit: self.config.autosubmit,
+            autosubmit: self.config.on_budget == OnBudget::Autosubmit,
+            on_budget: self.config.on_budget,
             tools: self.config.tools.clone(),
             messages: self.messages.clone(),
             started_at: now(),
@@ -559,13 +578,20 @@ impl<'a> Episode<'a> {
     ) -> Result<EpisodeOutcome, AgentError> {
         let mut patch = self.submission.clone();
         let mut error = error;
-        if let (true, true, Some(ws)) = (self.config.autosubmit, status.is_budget(), ws) {
-            if let Some(diff) = working_tree_diff(ws, &self.instance.base_commit).await {
-                if let Some(note) = left_out_note(&diff) {
-                    error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
-                }
-                if !diff.text.is_empty() {
-                    patch = Some(diff.text);
+        if status.is_budget() {
+            match (self.config.on_budget, ws) {
+                // CWM: a budget that runs out is a failure; its submission is not graded.
+                (OnBudget::Fail, _) => patch = None,
+                (OnBudget::LastSubmission, _) | (OnBudget::Autosubmit, None) => {}
+                (OnBudget::Autosubmit, Some(ws)) => {
+                    if let Some(diff) = working_tree_diff(ws, &self.instance.base_commit).await {
+                        if let Some(note) = left_out_note(&diff) {
+                            error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
+                        }
+                        if !diff.text.is_empty() {
+                            patch = Some(diff.text);
+                        }
+                    }
                 }
             }
         }
@@ -877,10 +903,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_budget_that_runs_out_is_not_graded_unless_asked() {
+        let turns = [
+            "<tool: bash>\nwrite /tmp/p.diff diff --git a/x b/x\n</tool>",
+            "<tool: submit>\n/tmp/p.diff\n</tool>",
+            "<tool: bash>\nls\n</tool>",
+            "<tool: bash>\nls\n</tool>",
+        ];
+        let mut config = EpisodeConfig::default();
+        config.budgets.max_turns = 3;
+        let (o, records) = play(&turns, &config).await;
+        // The third reply reaches the limit and is never executed, as in CWM.
+        assert_eq!((o.status, o.turns), (ExitStatus::TurnLimit, 3));
+        assert!(observation(&records, 2).is_empty());
+        assert_eq!(o.patch, None, "CWM grades nothing after a budget failure");
+        config.on_budget = OnBudget::LastSubmission;
+        let (o, _) = play(&turns, &config).await;
+        assert_eq!(o.patch.as_deref(), Some("diff --git a/x b/x\n"));
+    }
+
+    #[tokio::test]
     async fn budgets_end_the_episode() {
         let mut config = EpisodeConfig::default();
         config.budgets.max_turns = 2;
-        config.autosubmit = true;
+        config.on_budget = OnBudget::Autosubmit;
         let (o, _) = play(&["<tool: bash>\nls\n</tool>"; 3], &config).await;
         assert_eq!((o.status, o.turns), (ExitStatus::TurnLimit, 2));
         assert_eq!(

@@ -15,7 +15,7 @@ pub mod trajectory;
 
 pub use episode::{
     run_episode, working_tree_diff, AgentError, Budgets, EpisodeConfig, EpisodeContext,
-    EpisodeObserver, EpisodeOutcome, ExitStatus, NoopObserver,
+    EpisodeObserver, EpisodeOutcome, ExitStatus, NoopObserver, OnBudget,
 };
 pub use message::{Message, Role};
 pub use policy::{

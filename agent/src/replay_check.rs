@@ -50,7 +50,11 @@ pub async fn replay_and_compare(
     let mut policy = ReplayPolicy::from_trajectory(trajectory, source.to_path_buf());
     let config = EpisodeConfig {
         budgets: trajectory.header.budgets.clone(),
-        autosubmit: trajectory.header.autosubmit,
+        on_budget: if trajectory.header.autosubmit {
+            crate::episode::OnBudget::Autosubmit
+        } else {
+            trajectory.header.on_budget
+        },
         tools: trajectory.header.tools.clone(),
         ..EpisodeConfig::default()
     };

@@ -30,7 +30,12 @@ pub struct Header {
     /// The policy's own settings (URL, sampling, ...).
     pub policy: serde_json::Value,
     pub budgets: Budgets,
+    /// `on_budget` is `autosubmit` (kept for readers of older trajectories).
     pub autosubmit: bool,
+    /// What a budget that ran out left as the patch (older trajectories: `fail`, or
+    /// `autosubmit` when that flag is set).
+    #[serde(default)]
+    pub on_budget: crate::episode::OnBudget,
     /// The tools the model could call (trajectories from before the `test` tool had the
     /// four of CWM's set).
     #[serde(default = "cwm_tool_set")]

@@ -173,7 +173,7 @@ async fn budget_exit_statuses() {
 
     let mut c = config();
     c.budgets.max_turns = 2;
-    c.autosubmit = true;
+    c.on_budget = cwm_agent::OnBudget::Autosubmit;
     let mut policy = script(&[&bash("echo changed >> README.md"), &bash("ls"), &bash("ls")]);
     let (o, records) = episode(&instance, &mut policy, &c, None).await;
     assert_eq!(o.status, ExitStatus::TurnLimit);

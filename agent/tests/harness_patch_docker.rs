@@ -81,7 +81,7 @@ async fn apply_where_graded(instance: &Instance, setup: &str, patch: &str) -> Re
 fn autosubmit_after(turns: usize) -> EpisodeConfig {
     let mut config = config();
     config.budgets.max_turns = turns as u64;
-    config.autosubmit = true;
+    config.on_budget = cwm_agent::OnBudget::Autosubmit;
     config
 }
 

@@ -290,7 +290,11 @@ pub fn episode_config(settings: &RunSettings) -> anyhow::Result<EpisodeConfig> {
         None => cwm_tools::Profile::builtin(),
     };
     let mut config = EpisodeConfig {
-        autosubmit: settings.autosubmit,
+        on_budget: if settings.autosubmit {
+            cwm_agent::OnBudget::Autosubmit
+        } else {
+            settings.on_budget.to_agent()
+        },
         tools: settings.tools.tools(),
         profile,
         ..EpisodeConfig::default()

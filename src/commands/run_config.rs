@@ -65,7 +65,12 @@ pub struct RunFlags {
     /// Wall-clock seconds per episode (default 7200).
     #[arg(long)]
     pub time_limit: Option<u64>,
-    /// Record the working-tree diff when the budget runs out without a submission.
+    /// What a budget that runs out (turns, context, time) leaves as the patch: `fail`
+    /// (nothing: the episode failed and is not graded, as CWM; the default),
+    /// `last-submission`, or `autosubmit` (the working-tree diff).
+    #[arg(long, value_enum)]
+    pub on_budget: Option<OnBudgetArg>,
+    /// The same as `--on-budget autosubmit`.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub autosubmit: Option<bool>,
     /// Seconds for an eval script (default 1800).
@@ -117,6 +122,26 @@ pub struct RunFlags {
     pub quiet: bool,
 }
 
+/// `--on-budget`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnBudgetArg {
+    #[default]
+    Fail,
+    LastSubmission,
+    Autosubmit,
+}
+
+impl OnBudgetArg {
+    pub fn to_agent(self) -> cwm_agent::OnBudget {
+        match self {
+            Self::Fail => cwm_agent::OnBudget::Fail,
+            Self::LastSubmission => cwm_agent::OnBudget::LastSubmission,
+            Self::Autosubmit => cwm_agent::OnBudget::Autosubmit,
+        }
+    }
+}
+
 /// A named tool set.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -162,6 +187,7 @@ pub struct RunSettings {
     pub max_action_tokens: usize,
     pub command_timeout: u64,
     pub time_limit: u64,
+    pub on_budget: OnBudgetArg,
     pub autosubmit: bool,
     pub eval_timeout: u64,
     pub temperature: f64,
@@ -195,6 +221,7 @@ impl Default for RunSettings {
             max_action_tokens: 65_536,
             command_timeout: 120,
             time_limit: 7200,
+            on_budget: OnBudgetArg::Fail,
             autosubmit: false,
             eval_timeout: 1800,
             temperature: 1.0,
