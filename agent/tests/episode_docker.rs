@@ -183,12 +183,15 @@ async fn budget_exit_statuses() {
         "autosubmit diff: {:?}",
         o.patch
     );
-    let last = turns_of(&records).pop().expect("turns");
-    assert!(last
+    // The reply that reaches the limit is not executed (CWM); the one before saw 1 turn left.
+    let t = turns_of(&records);
+    assert!(t[1].observation.is_none() && t[1].call.is_none());
+    assert!(t[0]
         .observation
+        .as_ref()
         .expect("obs")
         .content
-        .contains("* Remaining turns: 0"));
+        .contains("* Remaining turns: 1"));
 
     let mut c = config();
     c.budgets.max_format_errors = Some(2);

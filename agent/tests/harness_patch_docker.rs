@@ -78,9 +78,11 @@ async fn apply_where_graded(instance: &Instance, setup: &str, patch: &str) -> Re
     }
 }
 
+/// Autosubmit once `turns` replies have acted (the reply that reaches the turn limit does not
+/// act, as in CWM, so scripts end with one more).
 fn autosubmit_after(turns: usize) -> EpisodeConfig {
     let mut config = config();
-    config.budgets.max_turns = turns as u64;
+    config.budgets.max_turns = turns as u64 + 1;
     config.on_budget = cwm_agent::OnBudget::Autosubmit;
     config
 }
@@ -94,6 +96,7 @@ async fn autosubmit_leaves_out_what_was_untracked_at_the_start() {
         &[
             bash(&format!("{fix} && echo 'a note' > NOTES.txt")),
             bash("echo changed >> build/lib/pagekit/paginator.py"),
+            bash("true"),
         ]
         .join("\n---\n"),
         "test",
@@ -136,10 +139,14 @@ async fn autosubmit_carries_binary_files_whole_and_leaves_out_what_is_not_text()
     let instance = fixture("paginate");
     let container = image_with(&instance, "true", "autosubmit-binary").await;
     let mut policy = ReplayPolicy::from_script(
-        &bash(
-            "printf '\\000\\001\\377\\376' > data.bin && printf 'caf\\351\\n' > latin1.txt \
-             && echo changed >> README.md",
-        ),
+        &[
+            bash(
+                "printf '\\000\\001\\377\\376' > data.bin && printf 'caf\\351\\n' > latin1.txt \
+                 && echo changed >> README.md",
+            ),
+            bash("true"),
+        ]
+        .join("\n---\n"),
         "test",
     );
     let outcome = run_in(&container, &instance, &mut policy, &autosubmit_after(1)).await;

@@ -188,7 +188,9 @@ fn only_graded_verdicts_count_as_flipped() {
     let b = root.path().join("run-b");
     write_episode(&b, "o__r-1", 1, 2); // unresolved: flipped
     write_episode(&b, "o__r-3", 2, 2); // not graded below
+                                       // An evaluation that did not finish has neither file.
     std::fs::remove_file(b.join("eval/o__r-3/report.json")).expect("remove report");
+    std::fs::remove_file(b.join("eval/o__r-3/hardened.json")).expect("remove hardened");
     let runs = [
         LoadedRun::load(&a).expect("load a"),
         LoadedRun::load(&b).expect("load b"),
