@@ -53,7 +53,8 @@ impl Capped {
         self.total > (self.head.len() + self.tail.len()) as u64
     }
 
-    /// The text, with `[...]` where bytes were dropped; invalid UTF-8 becomes U+FFFD.
+    /// The text, with `[...]` where bytes were dropped; invalid UTF-8 is dropped, as CWM's
+    /// session decodes with `errors="ignore"`.
     pub(crate) fn into_text(self) -> (String, bool) {
         let truncated = self.truncated();
         let (front, back) = self.tail.as_slices();
@@ -61,23 +62,36 @@ impl Capped {
             let mut all = self.head;
             all.extend_from_slice(front);
             all.extend_from_slice(back);
-            return (String::from_utf8_lossy(&all).into_owned(), false);
+            return (utf8_dropping_invalid(&all), false);
         }
         let mut tail = Vec::with_capacity(front.len() + back.len());
         tail.extend_from_slice(front);
         tail.extend_from_slice(back);
         let text = format!(
             "{}\n{CUT_MARKER}\n{}",
-            String::from_utf8_lossy(&self.head),
-            String::from_utf8_lossy(&tail)
+            utf8_dropping_invalid(&self.head),
+            utf8_dropping_invalid(&tail)
         );
         (text, true)
     }
 }
 
+/// The valid UTF-8 of `bytes`, invalid sequences left out.
+pub(crate) fn utf8_dropping_invalid(bytes: &[u8]) -> String {
+    bytes.utf8_chunks().map(|chunk| chunk.valid()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_utf8_is_dropped_not_replaced() {
+        assert_eq!(
+            utf8_dropping_invalid(b"caf\xe9 ok \xff\xfe\xe2\x82\xac"),
+            "caf ok \u{20ac}"
+        );
+    }
 
     #[test]
     fn small_output_is_kept_whole() {
@@ -98,9 +112,9 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_replaced() {
+    fn invalid_utf8_is_dropped_from_the_text() {
         let mut c = Capped::new(100);
         c.push(&[b'a', 0xff, b'b']);
-        assert_eq!(c.into_text().0, "a\u{fffd}b");
+        assert_eq!(c.into_text().0, "ab");
     }
 }

@@ -8,8 +8,8 @@
 const SEARCH: &str = "<<<<<<< SEARCH";
 const DIVIDER: &str = "=======";
 const REPLACE: &str = ">>>>>>> REPLACE";
-/// Lines of context shown around a successful edit.
-const SNIPPET_LINES: usize = 4;
+/// Lines of context shown before and after a successful edit (CWM's `SNIPPET_LINES`).
+const SNIPPET_LINES: usize = 8;
 
 /// The format reminder shown when an edit body cannot be parsed.
 pub const EDIT_FORMAT: &str = "<tool: edit>\n[path]\n<<<<<<< SEARCH\n[search_lines]\n=======\n[replacement_lines]\n>>>>>>> REPLACE\n</tool>";
@@ -361,24 +361,14 @@ mod tests {
 
     #[test]
     fn context_is_shown_as_it_is_in_the_file() {
-        let content: String = (1..=20).map(|i| format!("\tline {i}\r\n")).collect();
+        let content: String = (1..=30).map(|i| format!("\tline {i}\r\n")).collect();
         let (_, msg) = apply_edit(&content, &spec("\tline 10", &["\tline ten"])).unwrap();
         let shown: Vec<&str> = msg.lines().collect();
-        assert_eq!(
-            shown[1..shown.len() - 1],
-            [
-                "\tline 6",
-                "\tline 7",
-                "\tline 8",
-                "\tline 9",
-                "\tline ten",
-                "\tline 11",
-                "\tline 12",
-                "\tline 13",
-                "\tline 14"
-            ]
-        );
-        assert!(shown[0].contains("Lines 6-14"), "{msg}");
+        let mut expected: Vec<String> = (2..=9).map(|i| format!("\tline {i}")).collect();
+        expected.push("\tline ten".into());
+        expected.extend((11..=18).map(|i| format!("\tline {i}")));
+        assert_eq!(shown[1..shown.len() - 1], expected);
+        assert!(shown[0].contains("Lines 2-18"), "{msg}");
         let (_, msg) = apply_edit("a\n", &spec("a", &[])).unwrap();
         assert!(msg.contains("now empty"), "{msg}");
     }
