@@ -158,9 +158,9 @@ async fn the_context_after_an_edit_can_be_copied_into_the_next_search() {
         out.success,
         "the shown context must match as it is: {out:?}"
     );
-    // The nine lines shown are now one `pass`.
-    assert_eq!(sh(&mut ws, "grep -c line_ ctx.py").await.trim(), "21");
-    assert_eq!(sh(&mut ws, "sed -n 11p ctx.py").await, "    pass\n");
+    // The seventeen lines shown (8 before, the edit, 8 after) are now one `pass`.
+    assert_eq!(sh(&mut ws, "grep -c line_ ctx.py").await.trim(), "13");
+    assert_eq!(sh(&mut ws, "sed -n 7p ctx.py").await, "    pass\n");
     container.remove().await.unwrap();
 }
 
