@@ -99,7 +99,8 @@ async fn scripted_tools_and_format_errors() {
         "<tool: bash>\n: > /tmp/empty.diff; echo nope > /tmp/bad.diff; cat new.txt; cd /tmp; echo $((6*7))\n</tool>",
         "<tool: submit>\n/tmp/empty.diff\n</tool>",
         "<tool: submit>\n/tmp/bad.diff\n</tool>",
-        "<tool: edit>\nnew.txt\n<<<<<<< SEARCH\nhello\n=======\nhello world\n>>>>>>> REPLACE\n</tool>",
+        // The session is in /tmp now, and relative paths follow it (CWM): name the file fully.
+        "<tool: edit>\n/testbed/new.txt\n<<<<<<< SEARCH\nhello\n=======\nhello world\n>>>>>>> REPLACE\n</tool>",
         &bash("cd /testbed && git add -N . && git diff > /tmp/p.diff && pwd"),
         "<tool: submit>\n/tmp/p.diff\n</tool>",
         "All done.",

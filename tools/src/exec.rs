@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::edit::{apply_edit, parse_create, parse_edit};
 use crate::parse::{ToolCall, ToolName};
 use crate::profile::Profile;
-use crate::workspace::{parent_dir, resolve_path, CommandOutput, EnvFailure, PathKind, Workspace};
+use crate::workspace::{
+    parent_dir, resolve_in_session, CommandOutput, EnvFailure, PathKind, Workspace,
+};
 
 /// Settings for tool execution.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,7 +131,7 @@ async fn edit(ws: &mut dyn Workspace, body: &str) -> Result<ToolOutcome, EnvFail
         Ok(spec) => spec,
         Err(message) => return Ok(ToolOutcome::done(false, message)),
     };
-    let path = resolve_path(&spec.path);
+    let path = resolve_in_session(ws, &spec.path).await?;
     spec.path.clone_from(&path);
     match ws.path_kind(&path).await? {
         PathKind::File => {}
@@ -159,7 +161,7 @@ async fn create(ws: &mut dyn Workspace, body: &str) -> Result<ToolOutcome, EnvFa
         Ok(parsed) => parsed,
         Err(message) => return Ok(ToolOutcome::done(false, message)),
     };
-    let path = resolve_path(&path);
+    let path = resolve_in_session(ws, &path).await?;
     if ws.path_kind(&path).await? != PathKind::Missing {
         return Ok(ToolOutcome::done(
             false,

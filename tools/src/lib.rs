@@ -29,6 +29,6 @@ pub use tokens::{
     approx_tokens, head_within, tail_within, truncate_tokens, ApproxCounter, TokenCounter,
 };
 pub use workspace::{
-    parent_dir, resolve_path, shell_quote, CommandOutput, EnvFailure, PathKind, Workspace,
-    REPO_ROOT,
+    parent_dir, resolve_in_session, resolve_path, shell_quote, CommandOutput, EnvFailure, PathKind,
+    Workspace, REPO_ROOT,
 };

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::exec::{submission_message, ToolOutcome};
 use crate::patch::{clean_patch, CleanPatch};
-use crate::workspace::{resolve_path, shell_quote, EnvFailure, PathKind, Workspace};
+use crate::workspace::{resolve_in_session, shell_quote, EnvFailure, PathKind, Workspace};
 
 /// Where a cleaned patch is written for the check when it differs from the model's file.
 const CHECK_PATCH: &str = "/tmp/.cwm-bench-submit.diff";
@@ -35,7 +35,7 @@ enum ApplyCheck {
 /// Runs `submit` with `body` (the patch path). Every mistake of the model is an
 /// unsuccessful outcome saying what to fix.
 pub(crate) async fn submit(ws: &mut dyn Workspace, body: &str) -> Result<ToolOutcome, EnvFailure> {
-    let path = resolve_path(body.lines().next().unwrap_or(""));
+    let path = resolve_in_session(ws, body.lines().next().unwrap_or("")).await?;
     let fail = |why: &str| ToolOutcome::done(false, format!("Submission failed: {path} {why}"));
     match ws.path_kind(&path).await? {
         PathKind::File => {}

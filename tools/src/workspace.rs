@@ -65,15 +65,51 @@ pub trait Workspace: Send {
 
 /// Resolves a model-given path: absolute paths stay, relative ones are under [`REPO_ROOT`].
 pub fn resolve_path(path: &str) -> String {
+    resolve_from(path, REPO_ROOT, "/root")
+}
+
+/// Resolves a model-given path as the session would: `~` and `~/...` against its `$HOME`,
+/// relative paths against its current directory (CWM runs its tools inside the session, so
+/// a `cd` moves them too). One round trip to the session.
+pub async fn resolve_in_session(ws: &mut dyn Workspace, path: &str) -> Result<String, EnvFailure> {
+    let path = path.trim();
+    if path.starts_with('/') {
+        return Ok(path.to_string());
+    }
+    let out = ws
+        .run(
+            "builtin printf '%s\\n%s' \"$PWD\" \"$HOME\"",
+            Duration::from_secs(10),
+        )
+        .await?;
+    let mut lines = out.output.lines();
+    let cwd = lines
+        .next()
+        .filter(|d| d.starts_with('/'))
+        .unwrap_or(REPO_ROOT);
+    let home = lines
+        .next()
+        .filter(|d| d.starts_with('/'))
+        .unwrap_or("/root");
+    Ok(resolve_from(path, cwd, home))
+}
+
+fn resolve_from(path: &str, cwd: &str, home: &str) -> String {
     let path = path.trim();
     if path.starts_with('/') {
         return path.to_string();
     }
-    let relative = path.trim_start_matches("./");
+    let (base, relative) = match path.strip_prefix('~') {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            (home, rest.trim_start_matches('/'))
+        }
+        _ => (cwd, path),
+    };
+    let relative = relative.trim_start_matches("./");
     if relative.is_empty() || relative == "." {
-        REPO_ROOT.to_string()
+        base.to_string()
     } else {
-        format!("{REPO_ROOT}/{relative}")
+        format!("{}/{relative}", base.trim_end_matches('/'))
     }
 }
 
@@ -93,6 +129,19 @@ pub fn shell_quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_resolve_against_the_session() {
+        assert_eq!(resolve_from("a.py", "/tmp", "/root"), "/tmp/a.py");
+        assert_eq!(resolve_from("./a.py", "/", "/root"), "/a.py");
+        assert_eq!(
+            resolve_from("~/p.diff", "/testbed", "/root"),
+            "/root/p.diff"
+        );
+        assert_eq!(resolve_from("~", "/testbed", "/root"), "/root");
+        assert_eq!(resolve_from("~x/p", "/testbed", "/root"), "/testbed/~x/p");
+        assert_eq!(resolve_from("/abs", "/testbed", "/root"), "/abs");
+    }
 
     #[test]
     fn paths_resolve_under_the_repo() {

@@ -204,3 +204,29 @@ async fn the_kill_threshold_is_configurable() {
     assert!(out.exit_code.is_none() && out.restarted, "{out:?}");
     container.remove().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_paths_follow_the_sessions_directory_and_tilde_expands() {
+    let container = container("cwd").await;
+    let mut ws = DockerWorkspace::open(&container, OUTPUT_LIMIT, Vec::new())
+        .await
+        .unwrap();
+    sh(&mut ws, "mkdir -p /tmp/work && cd /tmp/work").await;
+    let create = ToolCall::new(ToolName::Create, "notes.txt\nhello");
+    let out = execute(&mut ws, &create, &ToolConfig::default())
+        .await
+        .unwrap();
+    assert!(out.success, "{out:?}");
+    assert_eq!(sh(&mut ws, "cat /tmp/work/notes.txt").await, "hello");
+    let out = edit(&mut ws, &body("notes.txt", "hello", "hello world")).await;
+    assert!(out.success, "{out:?}");
+    assert_eq!(sh(&mut ws, "cat /tmp/work/notes.txt").await, "hello world");
+    // `~` is the session's $HOME.
+    let create = ToolCall::new(ToolName::Create, "~/home-note.txt\nhi");
+    let out = execute(&mut ws, &create, &ToolConfig::default())
+        .await
+        .unwrap();
+    assert!(out.success, "{out:?}");
+    assert_eq!(sh(&mut ws, "cat \"$HOME/home-note.txt\"").await, "hi");
+    container.remove().await.unwrap();
+}
