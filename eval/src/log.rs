@@ -87,12 +87,32 @@ static EXIT_CODE: LazyLock<Regex> =
     LazyLock::new(|| re(r">>>>> Test Exit Code:[\s\x1c-\x1f]*(-?\d+)"));
 
 /// `parse_test_exit_code(content) not in (None, 0)`, from the first such line. Python's
-/// `\d` takes any Unicode decimal digit; a number is zero when every digit is `0`.
+/// `\d` takes any Unicode decimal digit and `int()` reads them all, so the number is zero
+/// when every digit has the value 0 (`0`, `٠`, `０`, ...).
 fn exit_code_is_nonzero(content: &str) -> bool {
     EXIT_CODE
         .captures(content)
         .and_then(|c| c.get(1))
-        .is_some_and(|m| !m.as_str().trim_start_matches('-').chars().all(|c| c == '0'))
+        .is_some_and(|m| {
+            !m.as_str()
+                .trim_start_matches('-')
+                .chars()
+                .all(is_zero_digit)
+        })
+}
+
+/// Unicode encodes every decimal digit set as ten consecutive code points from 0 to 9, and
+/// adjacent sets are whole: a digit's value is its distance from the start of its run of
+/// digits, modulo ten.
+fn is_zero_digit(c: char) -> bool {
+    static DIGIT: LazyLock<Regex> = LazyLock::new(|| re(r"^\d$"));
+    let is_digit =
+        |cp: u32| char::from_u32(cp).is_some_and(|d| DIGIT.is_match(d.encode_utf8(&mut [0; 4])));
+    let mut start = c as u32;
+    while start > 0 && is_digit(start - 1) {
+        start -= 1;
+    }
+    (c as u32 - start) % 10 == 0
 }
 
 #[cfg(test)]
@@ -154,6 +174,15 @@ mod tests {
         assert!(parse(&failing).is_some());
         assert!(parse(&forged.replace(": 3", ": 0")).is_some());
         assert!(parse(&forged.replace(": 3", ": -000")).is_some());
+        // Python's int() reads any Unicode decimal digit: these are all zero.
+        for zero in ["\u{660}", "\u{ff10}", "\u{1d7ce}", "\u{1d7d8}"] {
+            assert!(
+                parse(&forged.replace(": 3", &format!(": {zero}"))).is_some(),
+                "{zero}"
+            );
+        }
+        assert!(parse(&forged.replace(": 3", ": \u{663}")).is_none());
+        assert!(parse(&forged.replace(": 3", ": \u{1d7d9}")).is_none());
     }
 
     #[test]

@@ -169,7 +169,10 @@ fn classify_report(id: &str, path: &Path, sets: &mut Sets) {
     };
     sets.completed.insert(id.to_string());
     let text = String::from_utf8_lossy(&bytes);
-    let resolved = serde_json::from_str::<serde_json::Value>(text.trim())
+    let text = cwm_parsers::py_strip(&text);
+    // Python's json.loads also reads NaN and Infinity, both truthy.
+    let resolved = serde_json::from_str::<serde_json::Value>(text)
+        .or_else(|_| serde_json::from_str(&python_constants_as_one(text)))
         .ok()
         .and_then(|v| v.get(id).and_then(|r| r.get("resolved")).map(truthy));
     match resolved {
@@ -177,6 +180,35 @@ fn classify_report(id: &str, path: &Path, sets: &mut Sets) {
         Some(false) => sets.unresolved.insert(id.to_string()),
         None => sets.error.insert(id.to_string()),
     };
+}
+
+/// `NaN`, `Infinity` and `-Infinity` outside strings replaced by `1` (as truthy as they are
+/// in Python), so the text parses as strict JSON.
+fn python_constants_as_one(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if !in_string {
+            let word = ["-Infinity", "Infinity", "NaN"]
+                .into_iter()
+                .find(|w| rest.starts_with(w));
+            if let Some(word) = word {
+                out.push('1');
+                rest = &rest[word.len()..];
+                continue;
+            }
+        }
+        match (in_string, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, false, '"') => in_string = !in_string,
+            _ => {}
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 /// Python's `bool(value)` for a JSON value.
@@ -207,7 +239,7 @@ mod tests {
     fn classifies_like_upstream() {
         let dir = tempfile::tempdir().expect("tempdir");
         let eval = dir.path();
-        let ids: Vec<String> = ["a", "b", "c", "d", "e", "f", "g"]
+        let ids: Vec<String> = ["a", "b", "c", "d", "e", "f", "g", "h"]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -219,6 +251,7 @@ mod tests {
             ("d", Some("diff")),
             ("f", None),
             ("g", Some("diff")),
+            ("h", Some("diff")),
             ("z", Some("diff")),
         ] {
             let p = Prediction {
@@ -233,20 +266,26 @@ mod tests {
         write(eval, "b", TEST_OUTPUT_FILE, "collected 0 items\n");
         write(eval, "d", INSTANCE_LOG_FILE, "Killed\n");
         write(eval, "g", REPORT_FILE, "  ");
+        write(
+            eval,
+            "h",
+            REPORT_FILE,
+            "\u{a0}{\"h\": {\"resolved\": NaN, \"x\": \"NaN\"}}\u{1c}\n",
+        );
         let s = RunSummary::from_eval_dir(&ids, &preds, eval);
-        assert_eq!(s.total_instances, 7);
-        assert_eq!(s.submitted_instances, 7);
-        assert_eq!(s.resolved_ids, vec!["a"]);
+        assert_eq!(s.total_instances, 8);
+        assert_eq!(s.submitted_instances, 8);
+        assert_eq!(s.resolved_ids, vec!["a", "h"]);
         assert_eq!(s.unresolved_ids, vec!["b"]);
         assert_eq!(s.error_ids, vec!["d", "g"]);
-        assert_eq!(s.completed_ids, vec!["a", "b", "g"]);
+        assert_eq!(s.completed_ids, vec!["a", "b", "g", "h"]);
         assert_eq!(s.empty_patch_ids, vec!["c", "f"]);
         assert_eq!(s.incomplete_ids, vec!["e"]);
         assert_eq!(s.infra_failure_ids, vec!["d"]);
         assert_eq!(s.ambiguous_failure_ids, vec!["b"]);
         assert_eq!(s.failure_reasons["d"], "out_of_memory");
         assert_eq!(s.schema_version, 2);
-        assert_eq!(s.resolved_line(), "resolved 1/7 (14.3%)");
+        assert_eq!(s.resolved_line(), "resolved 2/8 (25.0%)");
         let text = s.to_official_json();
         assert!(text.ends_with("}\n"));
         assert!(text.find("error_instances") < text.find("completed_ids"));
