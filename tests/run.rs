@@ -346,3 +346,40 @@ fn repro_on_a_local_repository_and_issue() {
     );
     assert!(stdout.contains("verdict: TESTS PASS (1 tests)"), "{stdout}");
 }
+
+#[test]
+fn sampling_flags_a_model_cannot_apply_are_refused_and_config_records_the_policy() {
+    let runs = tempfile::tempdir().unwrap();
+    let out = output(
+        cwm_bench()
+            .args(run_args(runs.path(), &unique("nosample")))
+            .args(["--model", "oracle", "--temperature", "0.5", "--top-k", "5"]),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not sample") && stderr.contains("--temperature, --top-k"),
+        "{stderr}"
+    );
+    assert_eq!(containers_of(&unique("nosample")), 0);
+
+    // Without them the oracle runs, and config.json holds what the policy applies.
+    let run_id = unique("policyconfig");
+    let out = output(cwm_bench().args(run_args(runs.path(), &run_id)).args([
+        "--model",
+        "oracle",
+        "--instances",
+        "fixtures__paginate-1",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(runs.path().join(&run_id).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(config["policy"].is_object(), "{config}");
+    assert_eq!(config["temperature"], 1.0, "CWM's default");
+}

@@ -46,7 +46,12 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
         .cloned()
         .collect();
     let progress = RunProgress::new(instances.len(), instances.len() - todo.len(), flags.quiet);
+    refuse_unappliable_sampling(&flags, &settings)?;
     let workers = Workers::new(&settings, flags.api_key.clone(), todo.len())?;
+    // What the backend really applies (e.g. the sampling fields sent), beside the settings.
+    let mut config = serde_json::to_value(&settings)?;
+    config["policy"] = workers.policy_config.clone();
+    run_dir.write_config(&config)?;
     let shared = Arc::new(Shared {
         docker,
         settings: settings.clone(),
@@ -120,6 +125,8 @@ struct Shared {
 struct Workers {
     idle: tokio::sync::mpsc::Sender<Box<dyn Policy>>,
     queue: tokio::sync::mpsc::Receiver<Box<dyn Policy>>,
+    /// The first policy's own settings (`Policy::config`).
+    policy_config: serde_json::Value,
 }
 
 impl Workers {
@@ -136,12 +143,20 @@ impl Workers {
             tool_role: settings.tool_role.clone(),
             api_key,
         };
+        let mut policy_config = serde_json::Value::Null;
         for _ in 0..count {
             let policy = build_policy(&settings.model, &policy_settings)?;
+            if policy_config.is_null() {
+                policy_config = policy.config();
+            }
             idle.try_send(policy)
                 .map_err(|_| anyhow::anyhow!("worker pool is full"))?;
         }
-        Ok(Workers { idle, queue })
+        Ok(Workers {
+            idle,
+            queue,
+            policy_config,
+        })
     }
 }
 
@@ -281,6 +296,29 @@ async fn run_episode(
     })
     .await?;
     Ok(outcome)
+}
+
+/// The oracle and replay models do not sample: a sampling flag given for them is an error
+/// rather than a setting silently recorded and ignored.
+fn refuse_unappliable_sampling(flags: &RunFlags, settings: &RunSettings) -> anyhow::Result<()> {
+    let samples = !(settings.model == "oracle" || settings.model.starts_with("replay:"));
+    let given: Vec<&str> = [
+        ("--temperature", flags.temperature.is_some()),
+        ("--top-p", flags.top_p.is_some()),
+        ("--top-k", flags.top_k.is_some()),
+        ("--sampling-seed", flags.sampling_seed.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, set)| set.then_some(flag))
+    .collect();
+    anyhow::ensure!(
+        samples || given.is_empty(),
+        "model `{}` does not sample, so {} cannot be applied; drop {}",
+        settings.model,
+        given.join(", "),
+        if given.len() == 1 { "it" } else { "them" }
+    );
+    Ok(())
 }
 
 /// The episode settings of a run; fails when the prompt profile cannot be loaded.
