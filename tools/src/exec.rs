@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use crate::edit::{apply_edit, parse_create, parse_edit};
@@ -75,9 +76,9 @@ pub async fn execute(
     let start = Instant::now();
     let mut outcome = match call.tool {
         ToolName::Bash => bash(ws, &call.body, config).await?,
-        ToolName::Edit => edit(ws, &call.body).await?,
-        ToolName::Create => create(ws, &call.body).await?,
-        ToolName::Submit => submit(ws, &call.body).await?,
+        ToolName::Edit => edit(ws, &call.body, &config.profile).await?,
+        ToolName::Create => create(ws, &call.body, &config.profile).await?,
+        ToolName::Submit => crate::submit::submit(ws, &call.body, &config.profile).await?,
         ToolName::Test => crate::test_tool::run_tests(ws, &call.body, config).await?,
     };
     outcome.duration = start.elapsed();
@@ -113,7 +114,7 @@ pub(crate) fn restart_notice(profile: &Profile, out: &CommandOutput, timeout: Du
     let reason = if out.timed_out {
         profile.render(
             "session.reason_timeout",
-            minijinja::context! { seconds => timeout.as_secs() },
+            context! { seconds => timeout.as_secs() },
         )
     } else if out.truncated {
         profile.text("session.reason_output")
@@ -122,73 +123,138 @@ pub(crate) fn restart_notice(profile: &Profile, out: &CommandOutput, timeout: Du
     };
     profile.render(
         "session.restart_notice",
-        minijinja::context! { reason, repo => crate::workspace::REPO_ROOT },
+        context! { reason, repo => crate::workspace::REPO_ROOT },
     )
 }
 
-async fn edit(ws: &mut dyn Workspace, body: &str) -> Result<ToolOutcome, EnvFailure> {
+async fn edit(
+    ws: &mut dyn Workspace,
+    body: &str,
+    profile: &Profile,
+) -> Result<ToolOutcome, EnvFailure> {
+    let fail =
+        |key: &str, path: &str| ToolOutcome::done(false, profile.render(key, context! { path }));
     let mut spec = match parse_edit(body) {
         Ok(spec) => spec,
-        Err(message) => return Ok(ToolOutcome::done(false, message)),
+        Err(err) => return Ok(ToolOutcome::done(false, err.message(profile))),
     };
     let path = resolve_in_session(ws, &spec.path).await?;
     spec.path.clone_from(&path);
     match ws.path_kind(&path).await? {
         PathKind::File => {}
-        PathKind::Missing => {
-            return Ok(ToolOutcome::done(false, format!("The path {path} does not exist. Edit an existing file, or use create for a new one.")))
-        }
-        _ => return Ok(ToolOutcome::done(false, format!("{path} is not a regular file, so it cannot be edited."))),
+        PathKind::Missing => return Ok(fail("edit.missing", &path)),
+        _ => return Ok(fail("edit.not_a_file", &path)),
     }
     let bytes = ws.read_file(&path).await?;
     let Ok(content) = String::from_utf8(bytes) else {
-        return Ok(ToolOutcome::done(
-            false,
-            format!("{path} is not valid UTF-8 text, so it cannot be edited; use bash instead."),
-        ));
+        return Ok(fail("edit.not_utf8", &path));
     };
     match apply_edit(&content, &spec) {
-        Ok((new, message)) => {
-            ws.write_file(&path, new.as_bytes()).await?;
-            Ok(ToolOutcome::done(true, message))
+        Ok(edited) => {
+            ws.write_file(&path, edited.content.as_bytes()).await?;
+            Ok(ToolOutcome::done(true, edited.message(profile, &path)))
         }
-        Err(message) => Ok(ToolOutcome::done(false, message)),
+        Err(err) => Ok(ToolOutcome::done(false, err.message(profile))),
     }
 }
 
-async fn create(ws: &mut dyn Workspace, body: &str) -> Result<ToolOutcome, EnvFailure> {
+async fn create(
+    ws: &mut dyn Workspace,
+    body: &str,
+    profile: &Profile,
+) -> Result<ToolOutcome, EnvFailure> {
     let (path, content) = match parse_create(body) {
         Ok(parsed) => parsed,
-        Err(message) => return Ok(ToolOutcome::done(false, message)),
+        Err(err) => return Ok(ToolOutcome::done(false, err.message(profile))),
     };
     let path = resolve_in_session(ws, &path).await?;
     if ws.path_kind(&path).await? != PathKind::Missing {
-        return Ok(ToolOutcome::done(
-            false,
-            format!("{path} already exists, and create never overwrites. Use edit to change it."),
-        ));
+        let message = profile.render("create.exists", context! { path });
+        return Ok(ToolOutcome::done(false, message));
     }
     let parent = parent_dir(&path);
     if ws.path_kind(parent).await? != PathKind::Dir {
-        return Ok(ToolOutcome::done(false, format!("Cannot create {path}: the directory {parent} does not exist. Create it first with bash (mkdir -p).")));
+        let message = profile.render("create.no_parent", context! { path, parent });
+        return Ok(ToolOutcome::done(false, message));
     }
     ws.write_file(&path, content.as_bytes()).await?;
     let lines = content.lines().count();
-    Ok(ToolOutcome::done(
-        true,
-        format!("Created {path} ({lines} lines)."),
-    ))
+    let message = profile.render("create.success", context! { path, lines });
+    Ok(ToolOutcome::done(true, message))
 }
 
-/// See [`crate::submit`].
-async fn submit(ws: &mut dyn Workspace, body: &str) -> Result<ToolOutcome, EnvFailure> {
-    crate::submit::submit(ws, body).await
+/// The echo of an accepted patch, followed by `notes` (the profile's `submit.echo`).
+pub fn submission_message(profile: &Profile, patch: &str, notes: &[String]) -> String {
+    let patch = patch.strip_suffix('\n').unwrap_or(patch);
+    profile.render("submit.echo", context! { patch, notes })
 }
 
-/// The echo of an accepted patch.
-pub fn submission_message(patch: &str) -> String {
-    format!(
-        "This patch is now recorded as your final submission:\n\n<submission>\n{}\n</submission>\n\nCheck that it resolves the issue. You may keep improving it and submit again; the last submission counts.",
-        patch.strip_suffix('\n').unwrap_or(patch)
-    )
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::parse::parse_call;
+
+    /// Files in memory; every path is absolute, so no command ever runs.
+    #[derive(Default)]
+    struct MemoryWorkspace {
+        files: BTreeMap<String, Vec<u8>>,
+    }
+
+    #[async_trait]
+    impl Workspace for MemoryWorkspace {
+        async fn run(&mut self, _: &str, _: Duration) -> Result<CommandOutput, EnvFailure> {
+            Err(EnvFailure::new("running a command", "not in this test"))
+        }
+        async fn exec(&mut self, _: &str, _: Duration) -> Result<CommandOutput, EnvFailure> {
+            Err(EnvFailure::new("running a script", "not in this test"))
+        }
+        async fn path_kind(&mut self, path: &str) -> Result<PathKind, EnvFailure> {
+            Ok(match path {
+                _ if self.files.contains_key(path) => PathKind::File,
+                "/" | "/testbed" | "/tmp" => PathKind::Dir,
+                _ => PathKind::Missing,
+            })
+        }
+        async fn read_file(&mut self, path: &str) -> Result<Vec<u8>, EnvFailure> {
+            Ok(self.files.get(path).cloned().unwrap_or_default())
+        }
+        async fn write_file(&mut self, path: &str, content: &[u8]) -> Result<(), EnvFailure> {
+            self.files.insert(path.into(), content.to_vec());
+            Ok(())
+        }
+    }
+
+    async fn output(config: &ToolConfig, reply: &str) -> String {
+        let call = parse_call(reply).expect("one call");
+        let mut ws = MemoryWorkspace::default();
+        ws.files.insert("/testbed/a.py".into(), b"x = 1\n".to_vec());
+        ws.files.insert("/tmp/empty.diff".into(), b"\n".to_vec());
+        execute(&mut ws, &call, config).await.expect("runs").output
+    }
+
+    #[tokio::test]
+    async fn a_user_profile_changes_the_edit_and_submit_messages() {
+        let edit = "<tool: edit>\n/testbed/a.py\n<<<<<<< SEARCH\ny = 1\n=======\ny = 2\n>>>>>>> REPLACE\n</tool>";
+        let submit = "<tool: submit>\n/tmp/empty.diff\n</tool>";
+        let builtin = ToolConfig::default();
+        assert!(output(&builtin, edit)
+            .await
+            .starts_with("No replacement was made"));
+        assert!(output(&builtin, submit)
+            .await
+            .starts_with("Submission failed"));
+
+        let mut config = ToolConfig::default();
+        let overrides = "[edit]\nno_match = \"NO MATCH in {{ path }}\"\n\n[submit]\nempty = \"Failed to submit {{ path }}.\"\n";
+        config.profile.overlay(overrides, "test").expect("valid");
+        assert_eq!(output(&config, edit).await, "NO MATCH in /testbed/a.py");
+        assert_eq!(
+            output(&config, submit).await,
+            "Failed to submit /tmp/empty.diff."
+        );
+    }
 }

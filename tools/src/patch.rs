@@ -7,6 +7,10 @@
 //! differ` cannot be applied. `git diff --binary` writes binary files as base85 text, which
 //! travels whole and applies.
 
+use minijinja::context;
+
+use crate::profile::Profile;
+
 /// A patch cut to what can be recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CleanPatch {
@@ -34,29 +38,32 @@ pub enum LeftOutReason {
 }
 
 impl LeftOutReason {
-    fn explain(self) -> &'static str {
+    /// Its text in the profile.
+    fn key(self) -> &'static str {
         match self {
-            Self::BinaryWithoutData => "a binary file that `git diff` shows only as \"Binary files ... differ\", which cannot be applied; write the patch with `git diff --binary` to include it",
-            Self::NotUtf8 => "its diff is not valid UTF-8 text (a file in another encoding, or binary content diffed as text), and a patch is recorded as text",
+            Self::BinaryWithoutData => "submit.reason_binary",
+            Self::NotUtf8 => "submit.reason_not_utf8",
         }
     }
 }
 
 impl CleanPatch {
-    /// What was left out and how to include it, or None when nothing was.
-    pub fn note(&self) -> Option<String> {
+    /// What was left out and how to include it (the profile's `submit.left_out`), or None
+    /// when nothing was.
+    pub fn note(&self, profile: &Profile) -> Option<String> {
         if self.left_out.is_empty() {
             return None;
         }
         let lines: Vec<String> = self
             .left_out
             .iter()
-            .map(|l| format!("- {}: {}", l.file, l.reason.explain()))
+            .map(|l| {
+                let reason = profile.text(l.reason.key());
+                profile.render("submit.left_out_file", context! { file => &l.file, reason })
+            })
             .collect();
-        Some(format!(
-            "These files were left out of the patch:\n{}",
-            lines.join("\n")
-        ))
+        let files = lines.join("\n");
+        Some(profile.render("submit.left_out", context! { files }))
     }
 }
 
@@ -139,7 +146,7 @@ mod tests {
         let clean = clean_patch(TEXT.trim_end().as_bytes());
         assert_eq!(clean.text, TEXT);
         assert_eq!(clean_patch(TEXT.as_bytes()).text, TEXT);
-        assert!(clean.note().is_none());
+        assert!(clean.note(&Profile::builtin()).is_none());
     }
 
     #[test]
@@ -153,7 +160,10 @@ mod tests {
                 reason: LeftOutReason::BinaryWithoutData
             }]
         );
-        assert!(clean.note().unwrap().contains("- d.bin: a binary file"));
+        assert!(clean
+            .note(&Profile::builtin())
+            .unwrap()
+            .contains("- d.bin: a binary file"));
         let both = format!("{TEXT}{BASE85}");
         assert_eq!(clean_patch(both.as_bytes()).text, both);
     }

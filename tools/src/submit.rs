@@ -9,7 +9,10 @@
 use std::time::Duration;
 
 use crate::exec::{submission_message, ToolOutcome};
+use minijinja::context;
+
 use crate::patch::{clean_patch, CleanPatch};
+use crate::profile::Profile;
 use crate::workspace::{resolve_in_session, shell_quote, EnvFailure, PathKind, Workspace};
 
 /// Where a cleaned patch is written for the check when it differs from the model's file.
@@ -34,32 +37,30 @@ enum ApplyCheck {
 
 /// Runs `submit` with `body` (the patch path). Every mistake of the model is an
 /// unsuccessful outcome saying what to fix.
-pub(crate) async fn submit(ws: &mut dyn Workspace, body: &str) -> Result<ToolOutcome, EnvFailure> {
+pub(crate) async fn submit(
+    ws: &mut dyn Workspace,
+    body: &str,
+    profile: &Profile,
+) -> Result<ToolOutcome, EnvFailure> {
     let path = resolve_in_session(ws, body.lines().next().unwrap_or("")).await?;
-    let fail = |why: &str| ToolOutcome::done(false, format!("Submission failed: {path} {why}"));
+    let fail = |key: &str| ToolOutcome::done(false, profile.render(key, context! { path }));
     match ws.path_kind(&path).await? {
         PathKind::File => {}
-        PathKind::Missing => {
-            return Ok(fail(
-                "does not exist. Write the patch there first, e.g. `git diff > /tmp/patch.diff`.",
-            ))
-        }
-        _ => return Ok(fail("is not a regular file.")),
+        PathKind::Missing => return Ok(fail("submit.missing")),
+        _ => return Ok(fail("submit.not_a_file")),
     }
     let bytes = ws.read_file(&path).await?;
     if bytes.trim_ascii().is_empty() {
-        return Ok(fail(
-            "is empty. A submission must contain your changes as a git diff.",
-        ));
+        return Ok(fail("submit.empty"));
     }
     if !bytes.starts_with(b"diff") {
-        return Ok(fail(
-            "is not a patch: it must start with `diff` (the output of `git diff`).",
-        ));
+        return Ok(fail("submit.not_a_patch"));
     }
     let patch = clean_patch(&bytes);
     if patch.text.is_empty() {
-        return Ok(fail(&nothing_left(&patch)));
+        let note = patch.note(profile).unwrap_or_default();
+        let message = profile.render("submit.nothing_left", context! { path, note });
+        return Ok(ToolOutcome::done(false, message));
     }
     let checked = if patch.text.as_bytes() == bytes.as_slice() {
         path.clone()
@@ -67,49 +68,48 @@ pub(crate) async fn submit(ws: &mut dyn Workspace, body: &str) -> Result<ToolOut
         ws.write_file(CHECK_PATCH, patch.text.as_bytes()).await?;
         CHECK_PATCH.to_string()
     };
-    let check = check_applies(ws, &checked).await?;
+    let check = check_applies(ws, &checked, profile).await?;
     if let ApplyCheck::Fails { errors, base } = &check {
-        return Ok(fail(&does_not_apply(errors, base)));
+        let message = does_not_apply(profile, &path, errors, base);
+        return Ok(ToolOutcome::done(false, message));
     }
-    Ok(accepted(patch, &check))
+    Ok(accepted(profile, patch, &check))
 }
 
 /// The success outcome: the echo, then any notes.
-fn accepted(patch: CleanPatch, check: &ApplyCheck) -> ToolOutcome {
-    let mut message = submission_message(&patch.text);
-    let unchecked = matches!(check, ApplyCheck::Unchecked).then(|| {
-        "Note: the patch could not be checked against the base commit, because the git repository in /testbed is not usable.".to_string()
-    });
-    for note in [patch.note(), unchecked].into_iter().flatten() {
-        message.push_str("\n\n");
-        message.push_str(&note);
-    }
-    let mut outcome = ToolOutcome::done(true, message);
+fn accepted(profile: &Profile, patch: CleanPatch, check: &ApplyCheck) -> ToolOutcome {
+    let unchecked =
+        matches!(check, ApplyCheck::Unchecked).then(|| profile.text("submit.unchecked"));
+    let notes: Vec<String> = [patch.note(profile), unchecked]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut outcome = ToolOutcome::done(true, submission_message(profile, &patch.text, &notes));
     outcome.submission = Some(patch.text);
     outcome
 }
 
-fn nothing_left(patch: &CleanPatch) -> String {
-    format!(
-        "holds no change that can be submitted. {}",
-        patch.note().unwrap_or_default()
+fn does_not_apply(profile: &Profile, path: &str, errors: &str, base: &str) -> String {
+    // git names a file the patch creates that stands in the scratch index.
+    let hint = if errors.contains("already exists in index") {
+        profile.text("submit.hint_already_exists")
+    } else {
+        String::new()
+    };
+    profile.render(
+        "submit.does_not_apply",
+        context! { path, errors, base, hint },
     )
-}
-
-fn does_not_apply(errors: &str, base: &str) -> String {
-    let mut why = format!(
-        "does not apply to the base commit {base}, so it could not be graded. `git apply --check` says:\n\n{errors}\n\nWrite the patch against the base commit (`git diff {base}` in /testbed shows all your changes to tracked files, including any you committed) and submit again."
-    );
-    if errors.contains("already exists in index") {
-        why.push_str(" A patch must not create a file that was already there when the task started, tracked or untracked (such as a build artefact): the grading environment holds it too. Leave such files out of the patch.");
-    }
-    why
 }
 
 /// Checks `file` with `git apply --cached --check` against the base commit in a scratch
 /// index. The files that were untracked at the start stand in that index as placeholders:
 /// where the patch is graded they exist too, so a patch creating one fails there.
-async fn check_applies(ws: &mut dyn Workspace, file: &str) -> Result<ApplyCheck, EnvFailure> {
+async fn check_applies(
+    ws: &mut dyn Workspace,
+    file: &str,
+    profile: &Profile,
+) -> Result<ApplyCheck, EnvFailure> {
     let out = ws.exec(&check_script(file), CHECK_TIMEOUT).await?;
     let (base, errors) = out.output.split_once('\n').unwrap_or((&out.output, ""));
     Ok(match out.exit_code {
@@ -117,7 +117,11 @@ async fn check_applies(ws: &mut dyn Workspace, file: &str) -> Result<ApplyCheck,
         Some(UNCHECKED) | None => ApplyCheck::Unchecked,
         Some(_) if out.timed_out => ApplyCheck::Unchecked,
         Some(_) => ApplyCheck::Fails {
-            errors: first_lines(errors.trim(), ERROR_LINES),
+            errors: first_lines(
+                errors.trim(),
+                ERROR_LINES,
+                &profile.text("observation.cut_marker"),
+            ),
             base: base.trim().to_string(),
         },
     })
@@ -147,10 +151,10 @@ git apply --cached --check {file} 2>&1"#,
     )
 }
 
-fn first_lines(text: &str, n: usize) -> String {
+fn first_lines(text: &str, n: usize, cut_marker: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     if lines.len() <= n {
         return text.to_string();
     }
-    format!("{}\n[...]", lines[..n].join("\n"))
+    format!("{}\n{cut_marker}", lines[..n].join("\n"))
 }

@@ -5,7 +5,10 @@
 
 use cwm_parsers::{StatusMap, TestRunner, TestStatus};
 
+use minijinja::context;
+
 use crate::exec::{restart_notice, ToolOutcome};
+use crate::profile::Profile;
 use crate::workspace::{shell_quote, EnvFailure, Workspace, REPO_ROOT};
 use crate::ToolConfig;
 
@@ -16,11 +19,6 @@ const DETAIL_LINES: usize = 6;
 /// Lines of raw output at the end of the summary.
 const TAIL_LINES: usize = 30;
 
-const NO_RUNNER: &str =
-    "No test runner is known for this repository; run its tests with the bash tool instead.";
-const NOTHING_PARSED: &str = "No test results could be read from the output: the runner may have failed before running any test. The end of its output follows.";
-const RUNNER_FAILED: &str = "No test ran: the runner stopped with an error.";
-
 /// Runs the tests named in `body` (one target per line: a file, a test id, or a Django test
 /// label); with no targets, the test files the model changed, else the runner's default.
 pub async fn run_tests(
@@ -29,7 +27,10 @@ pub async fn run_tests(
     config: &ToolConfig,
 ) -> Result<ToolOutcome, EnvFailure> {
     let Some(runner) = &config.test_runner else {
-        return Ok(ToolOutcome::done(false, NO_RUNNER));
+        return Ok(ToolOutcome::done(
+            false,
+            config.profile.text("test.no_runner"),
+        ));
     };
     let mut targets: Vec<String> = body
         .lines()
@@ -49,7 +50,7 @@ pub async fn run_tests(
             config.command_timeout,
         )
         .await?;
-    let summary = summarize(runner, command.trim_end(), &out.output);
+    let summary = summarize(&config.profile, runner, command.trim_end(), &out.output);
     Ok(ToolOutcome {
         output: summary,
         success: !out.restarted,
@@ -85,7 +86,8 @@ async fn changed_test_targets(
 }
 
 /// Counts, each failing test with the first lines of its failure, and the output's tail.
-fn summarize(runner: &TestRunner, command: &str, output: &str) -> String {
+fn summarize(profile: &Profile, runner: &TestRunner, command: &str, output: &str) -> String {
+    let end = profile.text("test.end_of_output");
     let map = match runner.parse(output) {
         Ok(map) => map,
         Err(crash) => return format!("$ {command}\n{crash}\n\n{}", tail(output)),
@@ -93,13 +95,18 @@ fn summarize(runner: &TestRunner, command: &str, output: &str) -> String {
     if map.is_empty() {
         return match last_exception(output) {
             Some(error) => format!(
-                "$ {command}\n{RUNNER_FAILED}\n\nERROR {error}\n\n--- end of the output ---\n{}",
+                "$ {command}\n{}\n\nERROR {error}\n\n{end}\n{}",
+                profile.text("test.runner_failed"),
                 tail(output)
             ),
-            None => format!("$ {command}\n{NOTHING_PARSED}\n\n{}", tail(output)),
+            None => format!(
+                "$ {command}\n{}\n\n{}",
+                profile.text("test.nothing_parsed"),
+                tail(output)
+            ),
         };
     }
-    let mut text = format!("$ {command}\n{}\n", counts(&map));
+    let mut text = format!("$ {command}\n{}\n", counts(profile, &map));
     let failing: Vec<(&String, &TestStatus)> = map
         .iter()
         .filter(|(_, s)| matches!(s, TestStatus::Failed | TestStatus::Error))
@@ -111,21 +118,24 @@ fn summarize(runner: &TestRunner, command: &str, output: &str) -> String {
         }
     }
     if failing.len() > MAX_FAILURES_SHOWN {
-        let more = failing.len() - MAX_FAILURES_SHOWN;
-        text.push_str(&format!("\n... and {more} more failing\n"));
+        let count = failing.len() - MAX_FAILURES_SHOWN;
+        let more = profile.render("test.more_failing", context! { count });
+        text.push_str(&format!("\n{more}\n"));
     }
-    format!("{text}\n--- end of the output ---\n{}", tail(output))
+    format!("{text}\n{end}\n{}", tail(output))
 }
 
-fn counts(map: &StatusMap) -> String {
+fn counts(profile: &Profile, map: &StatusMap) -> String {
     let count = |wanted: &[TestStatus]| map.values().filter(|s| wanted.contains(s)).count();
-    format!(
-        "{} passed, {} failed, {} errors, {} skipped ({} tests)",
-        count(&[TestStatus::Passed, TestStatus::Xfail]),
-        count(&[TestStatus::Failed]),
-        count(&[TestStatus::Error]),
-        count(&[TestStatus::Skipped]),
-        map.len()
+    profile.render(
+        "test.counts",
+        context! {
+            passed => count(&[TestStatus::Passed, TestStatus::Xfail]),
+            failed => count(&[TestStatus::Failed]),
+            errors => count(&[TestStatus::Error]),
+            skipped => count(&[TestStatus::Skipped]),
+            tests => map.len(),
+        },
     )
 }
 
@@ -232,7 +242,12 @@ PASSED tests/test_a.py::test_one
 FAILED tests/test_a.py::test_two - assert 2 == 3
 PASSED tests/test_a.py::test_three
 ========================= 1 failed, 2 passed in 0.02s ==========================";
-        let text = summarize(&pytest(), "pytest -rA tests/test_a.py", output);
+        let text = summarize(
+            &Profile::builtin(),
+            &pytest(),
+            "pytest -rA tests/test_a.py",
+            output,
+        );
         assert!(
             text.contains("2 passed, 1 failed, 0 errors, 0 skipped (3 tests)"),
             "{text}"
@@ -246,15 +261,23 @@ PASSED tests/test_a.py::test_three
 
     #[test]
     fn nothing_parsed_says_so_and_shows_the_tail() {
-        let text = summarize(&pytest(), "pytest -rA", "bash: pytest: command not found");
-        assert!(text.contains(NOTHING_PARSED), "{text}");
+        let text = summarize(
+            &Profile::builtin(),
+            &pytest(),
+            "pytest -rA",
+            "bash: pytest: command not found",
+        );
+        assert!(
+            text.contains(&Profile::builtin().text("test.nothing_parsed")),
+            "{text}"
+        );
         assert!(text.ends_with("command not found"), "{text}");
     }
 
     #[test]
     fn a_runner_that_crashes_is_an_error_with_its_message() {
         let output = "Traceback (most recent call last):\n  File \"t.py\", line 1\n    def x(:\n          ^\nSyntaxError: invalid syntax\n";
-        let text = summarize(&pytest(), "pytest -rA", output);
+        let text = summarize(&Profile::builtin(), &pytest(), "pytest -rA", output);
         assert!(
             text.contains("\nERROR SyntaxError: invalid syntax\n"),
             "{text}"
