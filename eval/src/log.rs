@@ -112,7 +112,7 @@ fn is_zero_digit(c: char) -> bool {
     while start > 0 && is_digit(start - 1) {
         start -= 1;
     }
-    (c as u32 - start) % 10 == 0
+    (c as u32 - start).is_multiple_of(10)
 }
 
 #[cfg(test)]
