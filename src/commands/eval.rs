@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use cwm_datasets::Instance;
 use cwm_eval::hardened::{HardenedSummary, HARDENED_SUMMARY_FILE};
-use cwm_eval::predictions::{self, Predictions};
+use cwm_eval::predictions::Predictions;
 use cwm_eval::{EvalOptions, Evaluation, RunSummary};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -87,19 +86,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 /// dataset does not hold at all are an error; ones for instances filtered out are not
 /// evaluated but, as upstream, still count as submitted in the summary.
 fn load_inputs(args: &EvalArgs) -> anyhow::Result<(Vec<Instance>, Predictions)> {
-    let path = args.dataset.path();
-    let all =
-        cwm_datasets::load(&path).with_context(|| format!("loading dataset {}", path.display()))?;
-    let selected = args.dataset.filter.to_filter().apply(all.clone())?;
-    let preds = match args.predictions.as_str() {
-        "gold" => predictions::gold(&selected),
-        "empty" => predictions::empty(&selected),
-        file => {
-            let preds = predictions::load(Path::new(file))?;
-            predictions::check_known(&preds, &all)?;
-            preds
-        }
-    };
+    let (all, selected) = args.dataset.load_both()?;
+    let preds = super::shared::load_predictions(&args.predictions, &selected, &all, true)?;
     anyhow::ensure!(
         selected.iter().any(|i| preds.contains_key(&i.instance_id)),
         "none of the {} selected instances has a prediction; check --predictions and the filters",

@@ -5,9 +5,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use cwm_eval::predictions;
-
 use super::shared::DatasetArgs;
 
 #[derive(clap::Args, Debug)]
@@ -31,18 +28,8 @@ pub fn run(args: GradeArgs) -> anyhow::Result<ExitCode> {
         "--logs {}: not a directory; give the run's eval/ directory (DIR/<instance_id>/test_output.txt)",
         args.logs.display()
     );
-    let path = args.dataset.path();
-    let all =
-        cwm_datasets::load(&path).with_context(|| format!("loading dataset {}", path.display()))?;
-    let selected = args.dataset.filter.to_filter().apply(all.clone())?;
-    let preds = match args.predictions.as_str() {
-        "gold" => predictions::gold(&selected),
-        file => {
-            let preds = predictions::load(std::path::Path::new(file))?;
-            predictions::check_known(&preds, &all)?;
-            preds
-        }
-    };
+    let (all, selected) = args.dataset.load_both()?;
+    let preds = super::shared::load_predictions(&args.predictions, &selected, &all, false)?;
     let out = args.out.unwrap_or_else(|| args.logs.clone());
     let done = cwm_eval::regrade::regrade(&selected, &preds, &args.logs, &out)?;
     for error in &done.errors {

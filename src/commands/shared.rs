@@ -59,9 +59,35 @@ impl DatasetArgs {
 
     /// Loads the dataset and applies the filters.
     pub fn load(&self) -> anyhow::Result<Vec<Instance>> {
+        Ok(self.load_both()?.1)
+    }
+
+    /// The whole dataset and the instances the filters select.
+    pub fn load_both(&self) -> anyhow::Result<(Vec<Instance>, Vec<Instance>)> {
         let path = self.path();
         let all = cwm_datasets::load(&path)
             .with_context(|| format!("loading dataset {}", path.display()))?;
-        Ok(self.filter.to_filter().apply(all)?)
+        let selected = self.filter.to_filter().apply(all.clone())?;
+        Ok((all, selected))
     }
+}
+
+/// The predictions `arg` names: `gold` (the selected instances' fixes), `empty` when
+/// `allow_empty`, or a file whose every instance id must be in the whole dataset `all`.
+pub fn load_predictions(
+    arg: &str,
+    selected: &[Instance],
+    all: &[Instance],
+    allow_empty: bool,
+) -> anyhow::Result<cwm_eval::predictions::Predictions> {
+    use cwm_eval::predictions;
+    Ok(match arg {
+        "gold" => predictions::gold(selected),
+        "empty" if allow_empty => predictions::empty(selected),
+        file => {
+            let preds = predictions::load(std::path::Path::new(file))?;
+            predictions::check_known(&preds, all)?;
+            preds
+        }
+    })
 }

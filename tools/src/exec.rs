@@ -53,6 +53,22 @@ pub struct ToolOutcome {
 }
 
 impl ToolOutcome {
+    /// The outcome of a command in the session: `output` for the model, and the restart
+    /// notice when the command broke the session.
+    pub(crate) fn from_session(output: String, out: &CommandOutput, config: &ToolConfig) -> Self {
+        Self {
+            output,
+            success: !out.restarted,
+            exit_code: out.exit_code,
+            restarted: out.restarted,
+            notice: out
+                .restarted
+                .then(|| restart_notice(&config.profile, out, config.command_timeout)),
+            submission: None,
+            duration: Duration::ZERO,
+        }
+    }
+
     pub(crate) fn done(success: bool, output: impl Into<String>) -> Self {
         Self {
             output: output.into(),
@@ -96,17 +112,7 @@ async fn bash(
         .strip_suffix('\n')
         .unwrap_or(&out.output)
         .to_string();
-    Ok(ToolOutcome {
-        output: text,
-        success: !out.restarted,
-        exit_code: out.exit_code,
-        restarted: out.restarted,
-        notice: out
-            .restarted
-            .then(|| restart_notice(&config.profile, &out, config.command_timeout)),
-        submission: None,
-        duration: Duration::ZERO,
-    })
+    Ok(ToolOutcome::from_session(text, &out, config))
 }
 
 /// Tells the model its session was replaced, and why (the profile's `session` texts).

@@ -7,7 +7,7 @@ use cwm_parsers::{StatusMap, TestRunner, TestStatus};
 
 use minijinja::context;
 
-use crate::exec::{restart_notice, ToolOutcome};
+use crate::exec::ToolOutcome;
 use crate::profile::Profile;
 use crate::workspace::{shell_quote, EnvFailure, Workspace, REPO_ROOT};
 use crate::ToolConfig;
@@ -51,17 +51,7 @@ pub async fn run_tests(
         )
         .await?;
     let summary = summarize(&config.profile, runner, command.trim_end(), &out.output);
-    Ok(ToolOutcome {
-        output: summary,
-        success: !out.restarted,
-        exit_code: out.exit_code,
-        restarted: out.restarted,
-        notice: out
-            .restarted
-            .then(|| restart_notice(&config.profile, &out, config.command_timeout)),
-        submission: None,
-        duration: std::time::Duration::ZERO,
-    })
+    Ok(ToolOutcome::from_session(summary, &out, config))
 }
 
 /// The test files changed in the working tree (tracked or new), as runner targets.
