@@ -133,6 +133,15 @@ async fn openai_policy_runs_a_short_episode_against_llama_cpp_server() {
         outcome.status,
         outcome.error
     );
+    // The trajectory records the sampling really sent (here `--extra-body` overrides).
+    let header = records.iter().find_map(|r| match r {
+        cwm_agent::Record::Header(h) => Some(h.clone()),
+        _ => None,
+    });
+    let sent = &header.expect("a header").policy["sampling_sent"];
+    assert_eq!(sent["temperature"], 0.0, "{sent}");
+    assert_eq!(sent["seed"], 1, "{sent}");
+    assert_eq!(sent["top_p"], 0.95, "{sent}");
     let t = turns(&records);
     assert!(!t.is_empty());
     for (i, turn) in t.iter().enumerate() {

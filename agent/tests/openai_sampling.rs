@@ -87,3 +87,44 @@ async fn defaults_are_cwms_and_top_k_zero_is_left_out() {
     assert!(body.get("top_k").is_none(), "{body}");
     assert!(body.get("seed").is_none(), "{body}");
 }
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[test]
+fn a_given_tokenizer_counts_tokens_exactly_and_the_config_says_which() {
+    let policy = OpenAiPolicy::new(OpenAiConfig::new(
+        "cwm",
+        Some("http://127.0.0.1:9/v1".into()),
+    ))
+    .expect("client");
+    assert!(policy.config()["token_counts"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("estimate")));
+    let gguf = common::smollm2_path();
+    let policy = policy.with_tokenizer(&gguf).expect("tokenizer loads");
+    let text = "def add(a, b):\n    return a + b  # ünïcödé\n";
+    let exact = cwm_agent::local::tokenizer::Tokenizer::from_gguf_file(&gguf)
+        .expect("tokenizer")
+        .encode(text)
+        .expect("encode")
+        .len();
+    assert_eq!(policy.count_tokens(text), exact);
+    assert_ne!(
+        exact,
+        cwm_tools::approx_tokens(text),
+        "the test text tells them apart"
+    );
+    assert!(policy.config()["token_counts"]
+        .as_str()
+        .is_some_and(|s| s.contains("SmolLM2")));
+    let err = OpenAiPolicy::new(OpenAiConfig::new("cwm", None))
+        .expect("client")
+        .with_tokenizer(std::path::Path::new("/nonexistent/tokenizer.json"))
+        .err()
+        .expect("a missing tokenizer is refused");
+    assert!(
+        err.to_string().contains("/nonexistent/tokenizer.json"),
+        "{err}"
+    );
+}

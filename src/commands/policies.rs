@@ -18,12 +18,19 @@ pub struct PolicySettings {
     pub extra_body: Option<serde_json::Value>,
     pub tool_role: Option<String>,
     pub api_key: Option<String>,
+    /// The served model's tokenizer, for `openai:` models.
+    pub tokenizer: Option<std::path::PathBuf>,
 }
 
 /// Makes a fresh policy for `spec`. A local model is loaded from disk each time, so callers
 /// build one per worker and reuse it across instances (its KV cache is per episode anyway).
 pub fn build_policy(spec: &str, settings: &PolicySettings) -> anyhow::Result<Box<dyn Policy>> {
-    let policy: Box<dyn Policy> = match parse_model_spec(spec)? {
+    let parsed = parse_model_spec(spec)?;
+    anyhow::ensure!(
+        settings.tokenizer.is_none() || matches!(parsed, ModelSpec::OpenAi { .. }),
+        "--tokenizer is for openai: models; `{spec}` counts tokens its own way, so drop it"
+    );
+    let policy: Box<dyn Policy> = match parsed {
         ModelSpec::Oracle => Box::new(OraclePolicy::new()),
         ModelSpec::Replay { path } => Box::new(ReplayPolicy::load(&path)?),
         ModelSpec::OpenAi { model, base_url } => {
@@ -41,7 +48,11 @@ pub fn build_policy(spec: &str, settings: &PolicySettings) -> anyhow::Result<Box
             if settings.api_key.is_some() {
                 config.api_key = settings.api_key.clone();
             }
-            Box::new(OpenAiPolicy::new(config)?)
+            let policy = OpenAiPolicy::new(config)?;
+            match &settings.tokenizer {
+                Some(path) => Box::new(policy.with_tokenizer(path)?),
+                None => Box::new(policy),
+            }
         }
         ModelSpec::Local { path } => {
             let sampling = SamplingParams {

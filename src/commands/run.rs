@@ -142,6 +142,7 @@ impl Workers {
             extra_body: settings.extra_body.clone(),
             tool_role: settings.tool_role.clone(),
             api_key,
+            tokenizer: settings.tokenizer.clone(),
         };
         let mut policy_config = serde_json::Value::Null;
         for _ in 0..count {

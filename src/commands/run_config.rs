@@ -95,6 +95,10 @@ pub struct RunFlags {
     /// (CWM's four: bash, edit, create, submit, for reproducing CWM's numbers).
     #[arg(long, value_enum)]
     pub tools: Option<ToolPreset>,
+    /// The served model's tokenizer (a tokenizer.json, or a GGUF file) for exact token counts
+    /// of `openai:` models; without it they are estimated, and config.json says so.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// A prompt profile (TOML) overriding any of the built-in texts the model sees; see
     /// docs/prompts.md and `cwm-bench prompts dump`.
     #[arg(long)]
@@ -196,6 +200,7 @@ pub struct RunSettings {
     pub sampling_seed: u64,
     pub tools: ToolPreset,
     pub prompts: Option<PathBuf>,
+    pub tokenizer: Option<PathBuf>,
     pub max_format_errors: Option<u64>,
     pub extra_body: Option<serde_json::Value>,
     pub tool_role: Option<String>,
@@ -230,6 +235,7 @@ impl Default for RunSettings {
             sampling_seed: 0,
             tools: ToolPreset::Default,
             prompts: None,
+            tokenizer: None,
             max_format_errors: None,
             extra_body: None,
             tool_role: None,

@@ -114,6 +114,8 @@ impl OpenAiConfig {
 pub struct OpenAiPolicy {
     config: OpenAiConfig,
     client: reqwest::Client,
+    /// The served model's tokenizer, for exact token counts; without one they are estimated.
+    tokenizer: Option<(crate::local::tokenizer::Tokenizer, std::path::PathBuf)>,
 }
 
 impl OpenAiPolicy {
@@ -123,7 +125,32 @@ impl OpenAiPolicy {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| PolicyError::Setup(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { config, client })
+        Ok(Self {
+            config,
+            client,
+            tokenizer: None,
+        })
+    }
+
+    /// Counts tokens with the tokenizer at `path` (a `tokenizer.json`, or a GGUF file's
+    /// metadata) instead of the estimate: budgets, cuts and the budget block then match what
+    /// the server's model sees.
+    pub fn with_tokenizer(mut self, path: &std::path::Path) -> Result<Self, PolicyError> {
+        use crate::local::tokenizer::Tokenizer;
+        let is_gguf = path.extension().is_some_and(|e| e == "gguf");
+        let loaded = if is_gguf {
+            Tokenizer::from_gguf_file(path)
+        } else {
+            Tokenizer::from_json_file(path)
+        };
+        let tokenizer = loaded.map_err(|e| {
+            PolicyError::Setup(format!(
+                "cannot load the tokenizer {}: {e}; give a tokenizer.json or a GGUF file",
+                path.display()
+            ))
+        })?;
+        self.tokenizer = Some((tokenizer, path.to_path_buf()));
+        Ok(self)
     }
 
     fn body(&self, messages: &[Message], max_tokens: usize) -> Value {
@@ -141,6 +168,17 @@ impl OpenAiPolicy {
             body.insert(k.clone(), v.clone());
         }
         Value::Object(body)
+    }
+
+    /// The sampling fields as every request sends them: `--extra-body` wins over the flags.
+    fn sampling_sent(&self) -> Map<String, Value> {
+        let mut sent = self.config.sampling.fields();
+        for key in ["temperature", "top_p", "top_k", "seed"] {
+            if let Some(value) = self.config.extra_body.get(key) {
+                sent.insert(key.into(), value.clone());
+            }
+        }
+        sent
     }
 
     fn role(&self, role: &Role) -> String {
@@ -240,6 +278,15 @@ impl Policy for OpenAiPolicy {
         self.config.model.clone()
     }
 
+    fn count_tokens(&self, text: &str) -> usize {
+        match &self.tokenizer {
+            Some((tokenizer, _)) => tokenizer
+                .encode(text)
+                .map_or_else(|_| cwm_tools::approx_tokens(text), |ids| ids.len()),
+            None => cwm_tools::approx_tokens(text),
+        }
+    }
+
     fn config(&self) -> Value {
         json!({
             "kind": "openai",
@@ -247,7 +294,11 @@ impl Policy for OpenAiPolicy {
             "model": self.config.model,
             "extra_body": self.config.extra_body,
             "tool_role": self.config.tool_role,
-            "sampling_sent": self.config.sampling.fields(),
+            "sampling_sent": self.sampling_sent(),
+            "token_counts": match &self.tokenizer {
+                Some((_, path)) => format!("tokenizer {}", path.display()),
+                None => "estimate (one token per 4 bytes; give --tokenizer for exact counts)".into(),
+            },
         })
     }
 }
