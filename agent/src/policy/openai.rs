@@ -346,10 +346,14 @@ fn parse_reply(url: &str, json: &Value, latency: Duration) -> Result<ModelReply,
     };
     let content = choice.message.content.unwrap_or_default();
     let text = match choice.message.reasoning_content.filter(|r| !r.is_empty()) {
+        // Exactly as generated: a reasoning parser splits the text at `</think>` and keeps
+        // both sides as they are; the prompt supplied the opening `<think>\n`.
+        Some(reasoning) if reasoning.starts_with("<think>") => {
+            format!("{reasoning}</think>{content}")
+        }
         Some(reasoning) => format!(
-            "<think>\n{}\n</think>\n{}",
-            reasoning.trim_matches('\n'),
-            content.trim_start_matches('\n')
+            "{}{reasoning}</think>{content}",
+            crate::prompt::THINK_PREFIX
         ),
         // A thinking model's template opened `<think>` in the prompt; the reply closes it.
         None if content.contains("</think>") => assistant_content(&content),
@@ -376,10 +380,17 @@ mod tests {
         let r = parse_reply("u", &json, Duration::ZERO).unwrap();
         assert_eq!(r.text, "<think>\nok</think>\n<tool: bash>\nls\n</tool>");
         assert_eq!((r.prompt_tokens, r.completion_tokens), (Some(10), Some(5)));
-        let json = json!({"choices": [{"message": {"content": "A", "reasoning_content": "R"}}]});
+        let json =
+            json!({"choices": [{"message": {"content": "\nA", "reasoning_content": "R\n"}}]});
         assert_eq!(
             parse_reply("u", &json, Duration::ZERO).unwrap().text,
             "<think>\nR\n</think>\nA"
+        );
+        // Nothing is added or trimmed.
+        let json = json!({"choices": [{"message": {"content": "A", "reasoning_content": "R"}}]});
+        assert_eq!(
+            parse_reply("u", &json, Duration::ZERO).unwrap().text,
+            "<think>\nR</think>A"
         );
         assert!(parse_reply("u", &json!({"choices": []}), Duration::ZERO).is_err());
     }
