@@ -11,8 +11,11 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 /// `quiet` also sends info lines to stderr, since there is no progress display then.
 pub fn init(log_file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
     let terminal_level = if quiet { "info" } else { "warn" };
+    // Colour only on a terminal: `run --quiet 2>&1 | tee log` gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let terminal = fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .with_filter(
             EnvFilter::try_from_env("CWM_BENCH_LOG")
@@ -39,4 +42,21 @@ pub fn init(log_file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
         .with(file_layer)
         .try_init();
     Ok(())
+}
+
+/// An error and its causes on one line, each cause once: errors that already print their
+/// cause (e.g. `cannot write X: No space left on device`) would otherwise repeat it.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

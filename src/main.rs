@@ -80,7 +80,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", logging::error_line(&err));
             std::process::ExitCode::FAILURE
         }
     }

@@ -383,3 +383,111 @@ fn sampling_flags_a_model_cannot_apply_are_refused_and_config_records_the_policy
     assert!(config["policy"].is_object(), "{config}");
     assert_eq!(config["temperature"], 1.0, "CWM's default");
 }
+
+/// A small tmpfs mounted over a temporary directory, unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs and needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir)
+    }
+
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.0.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_run_with_one_error_and_nothing_torn() {
+    let disk = Tmpfs::mount("64k");
+    let run_id = unique("diskfull");
+    let args = || {
+        let mut args = run_args(disk.0.path(), &run_id);
+        args.extend(["--model", "oracle", "--evaluate"].map(String::from));
+        args
+    };
+    let out = output(cwm_bench().args(args()));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("No space left"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error: {stderr}");
+    assert_eq!(
+        errors[0].matches("No space left").count(),
+        1,
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[0].contains(&format!("--run-id {run_id}")),
+        "{}",
+        errors[0]
+    );
+    // What was written is whole: every trajectory reads back, every prediction parses, and
+    // no temporary file or container is left.
+    let run = disk.0.path().join(&run_id);
+    for entry in std::fs::read_dir(run.join("trajectories")).unwrap() {
+        let path = entry.unwrap().path();
+        cwm_agent::read_trajectory(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    for line in std::fs::read_to_string(run.join("preds.jsonl"))
+        .unwrap_or_default()
+        .lines()
+    {
+        serde_json::from_str::<serde_json::Value>(line).expect("a whole prediction line");
+    }
+    let leftovers = Command::new("find")
+        .arg(&run)
+        .args(["-name", "*.tmp*"])
+        .output()
+        .unwrap();
+    assert!(
+        leftovers.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&leftovers.stdout)
+    );
+    assert_eq!(containers_of(&run_id), 0);
+
+    // With room again, the same run finishes every instance exactly once.
+    disk.resize("64m");
+    let out = output(cwm_bench().args(args()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let preds = std::fs::read_to_string(run.join("preds.jsonl")).unwrap();
+    let mut ids: Vec<String> = preds
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["instance_id"].to_string())
+        .collect();
+    let total = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((ids.len(), total), (fixture_count(), fixture_count()));
+    assert!(run.join("summary.json").is_file());
+}

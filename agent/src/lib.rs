@@ -25,6 +25,6 @@ pub use policy::{
 pub use prompt::{render_cwm_prompt, system_prompt, user_prompt};
 pub use replay_check::{replay_and_compare, Mismatch, ReplayReport};
 pub use trajectory::{
-    read_trajectory, Footer, Header, JsonlTrajectoryWriter, NullSink, Record, Trajectory,
-    TrajectoryError, TrajectorySink, Turn,
+    append_line, read_trajectory, Footer, Header, JsonlTrajectoryWriter, NullSink, Record,
+    Trajectory, TrajectoryError, TrajectorySink, Turn,
 };

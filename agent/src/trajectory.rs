@@ -205,14 +205,32 @@ impl TrajectorySink for JsonlTrajectoryWriter {
         };
         let mut line = serde_json::to_vec(record).map_err(|e| io(e.into()))?;
         line.push(b'\n');
-        // One write per line keeps concurrent readers from seeing half a record in practice.
-        self.file.write_all(&line).map_err(io)?;
-        self.file.flush().map_err(io)?;
-        if self.fsync {
-            self.file.sync_data().map_err(io)?;
+        match append_line(&mut self.file, &line, self.fsync) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                // A trajectory that never got its header is no trajectory at all.
+                if std::fs::metadata(&self.path).is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(&self.path);
+                }
+                Err(io(err))
+            }
         }
-        Ok(())
     }
+}
+
+/// Appends `line` with one write (so concurrent readers do not see half a record), and
+/// syncs when asked. A failed append (a full disk) cuts the file back to its length before,
+/// so no torn line is left.
+pub fn append_line(file: &mut File, line: &[u8], sync: bool) -> std::io::Result<()> {
+    let before = file.metadata()?.len();
+    let written = file
+        .write_all(line)
+        .and_then(|()| file.flush())
+        .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+    if written.is_err() {
+        let _ = file.set_len(before);
+    }
+    written
 }
 
 /// A trajectory read back from disk.

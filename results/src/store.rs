@@ -2,7 +2,7 @@
 //! on open, so a run killed at any moment can be resumed without losing or duplicating lines.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -55,8 +55,7 @@ impl JsonlStore {
             path: self.path.clone(),
             source,
         };
-        self.file.write_all(&line).map_err(io)?;
-        self.file.sync_data().map_err(io)
+        cwm_agent::append_line(&mut self.file, &line, true).map_err(io)
     }
 
     /// Every record in the file, in order.

@@ -57,6 +57,8 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
         settings: settings.clone(),
         run_dir: Mutex::new(run_dir),
         progress: progress.clone(),
+        fatal: Mutex::new(None),
+        fatal_set: tokio::sync::Notify::new(),
     });
 
     let interrupted = schedule(shared.clone(), todo, workers, shutdown.recv()).await;
@@ -119,6 +121,41 @@ struct Shared {
     settings: RunSettings,
     run_dir: Mutex<RunDir>,
     progress: RunProgress,
+    /// The first error that stops the whole run (the run directory cannot be written).
+    fatal: Mutex<Option<String>>,
+    /// Wakes the scheduler when `fatal` is set.
+    fatal_set: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// Logs an instance's failure, or, when it means no instance can succeed any more (the
+    /// run directory's disk is full or read-only), records it once and stops the run.
+    fn failed(&self, iid: &str, what: &str, err: &anyhow::Error) {
+        if !stops_the_run(err) {
+            let line = crate::logging::error_line(err);
+            tracing::error!(instance = %iid, "{what}{line}");
+            return;
+        }
+        if let Ok(mut fatal) = self.fatal.lock() {
+            if fatal.is_none() {
+                *fatal = Some(crate::logging::error_line(err));
+                self.fatal_set.notify_one();
+            }
+        }
+    }
+}
+
+/// Errors after which every later instance would fail the same way.
+fn stops_the_run(err: &anyhow::Error) -> bool {
+    use std::io::ErrorKind;
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::ReadOnlyFilesystem
+            )
+        })
+    })
 }
 
 /// One policy per worker, handed out to tasks and given back, which also bounds concurrency.
@@ -180,6 +217,11 @@ async fn schedule(
                 while tasks.join_next().await.is_some() {}
                 return Some(code);
             }
+            () = shared.fatal_set.notified() => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                return Some(1);
+            }
             policy = workers.queue.recv(), if pending.len() > 0 => {
                 let (Some(policy), Some(instance)) = (policy, pending.next()) else { continue };
                 let idle = workers.idle.clone();
@@ -223,14 +265,14 @@ async fn process_instance(
             match grade(shared, instance, &prediction).await {
                 Ok(evaluation) => (Some(evaluation.resolved()), evaluation.report.is_none()),
                 Err(e) => {
-                    tracing::error!(instance = %iid, "evaluation failed: {e:#}");
+                    shared.failed(iid, "evaluation failed: ", &e);
                     (Some(false), true)
                 }
             }
         }
         Ok(_) => (None, false),
         Err(e) => {
-            tracing::error!(instance = %iid, "{e:#}");
+            shared.failed(iid, "", &e);
             (None, true)
         }
     };
@@ -402,6 +444,15 @@ fn finish_run(
     instances: &[Instance],
     interrupted: Option<u8>,
 ) -> anyhow::Result<ExitCode> {
+    let fatal = shared.fatal.lock().ok().and_then(|f| f.clone());
+    if let Some(error) = fatal {
+        // Nothing more can be written; what was written is intact (failed appends are undone).
+        anyhow::bail!(
+            "the run stopped: {error}; free space in (or make writable) {}, then run again with --run-id {} to finish",
+            shared.settings.runs_dir.join(&shared.settings.run_id).display(),
+            shared.settings.run_id
+        );
+    }
     let run_dir = shared
         .run_dir
         .lock()
