@@ -38,13 +38,16 @@ pub struct RunFlags {
     /// Instance ids, comma separated.
     #[arg(long, value_delimiter = ',')]
     pub instances: Option<Vec<String>>,
+    /// Only this repo, e.g. `django/django`.
     #[arg(long)]
     pub repo: Option<String>,
+    /// Only this difficulty, e.g. "<15 min fix".
     #[arg(long)]
     pub difficulty: Option<String>,
     /// Python-style slice A:B.
     #[arg(long)]
     pub slice: Option<String>,
+    /// Shuffle the instances before slicing (seeded by --seed).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub shuffle: Option<bool>,
     /// Seed for --shuffle.
