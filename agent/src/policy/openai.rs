@@ -188,8 +188,8 @@ impl OpenAiPolicy {
         }
     }
 
-    /// One POST; `Err(true, ..)` when the failure is worth retrying.
-    async fn attempt(&self, body: &Value) -> Result<Value, (bool, PolicyError)> {
+    /// One POST, and whether (and when) a failure is worth retrying.
+    async fn attempt(&self, body: &Value) -> Result<Value, (Retry, PolicyError)> {
         let url = self.config.url();
         let mut request = self.client.post(&url).json(body);
         if let Some(key) = &self.config.api_key {
@@ -197,33 +197,30 @@ impl OpenAiPolicy {
         }
         let response = request.send().await.map_err(|e| {
             let retry = e.is_timeout() || e.is_connect() || e.is_request();
-            (retry, request_error(&url, 1, &e))
+            (Retry::backoff_if(retry), request_error(&url, 1, &e))
         })?;
         let status = response.status();
+        let retry_after = retry_after(&response);
         let text = response
             .text()
             .await
-            .map_err(|e| (true, request_error(&url, 1, &e)))?;
+            .map_err(|e| (Retry::Backoff, request_error(&url, 1, &e)))?;
         if !status.is_success() {
-            let retry = status.as_u16() == 429 || status.is_server_error();
+            let retry = match retry_after {
+                Some(after) if status.as_u16() == 429 => Retry::After(after),
+                _ => Retry::backoff_if(status.as_u16() == 429 || status.is_server_error()),
+            };
             let body = text.chars().take(500).collect();
-            return Err((
-                retry,
-                PolicyError::Status {
-                    url,
-                    status: status.as_u16(),
-                    body,
-                },
-            ));
+            let error = PolicyError::Status {
+                url,
+                status: status.as_u16(),
+                body,
+            };
+            return Err((retry, error));
         }
         serde_json::from_str(&text).map_err(|e| {
-            (
-                false,
-                PolicyError::BadResponse {
-                    url,
-                    detail: format!("not JSON ({e})"),
-                },
-            )
+            let detail = format!("not JSON ({e})");
+            (Retry::No, PolicyError::BadResponse { url, detail })
         })
     }
 }
@@ -258,9 +255,13 @@ impl Policy for OpenAiPolicy {
             attempt += 1;
             match self.attempt(&body).await {
                 Ok(json) => return parse_reply(&self.config.url(), &json, start.elapsed()),
-                Err((true, _)) if attempt <= self.config.max_retries => {
+                Err((Retry::Backoff, _)) if attempt <= self.config.max_retries => {
                     tokio::time::sleep(backoff).await;
                     backoff = backoff.saturating_mul(2);
+                }
+                // The server said when: wait that long (at most one request timeout).
+                Err((Retry::After(after), _)) if attempt <= self.config.max_retries => {
+                    tokio::time::sleep(after.min(self.config.request_timeout)).await;
                 }
                 Err((_, PolicyError::Request { url, detail, .. })) => {
                     return Err(PolicyError::Request {
@@ -301,6 +302,32 @@ impl Policy for OpenAiPolicy {
             },
         })
     }
+}
+
+/// Whether a failed request is worth another try.
+enum Retry {
+    No,
+    /// After the exponential backoff.
+    Backoff,
+    /// After what the server's `Retry-After` said.
+    After(Duration),
+}
+
+impl Retry {
+    fn backoff_if(retry: bool) -> Self {
+        if retry {
+            Self::Backoff
+        } else {
+            Self::No
+        }
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is left to the backoff).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 #[derive(Deserialize)]
