@@ -31,6 +31,38 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// Ids of containers this process created and has not removed or kept (for Ctrl-C).
 static LIVE: LazyLock<Mutex<BTreeSet<String>>> = LazyLock::new(|| Mutex::new(BTreeSet::new()));
 
+/// Container creations under way (see [`create_uncancellable`]).
+static CREATING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Creates the container in a task of its own and records it in [`LIVE`] when it exists.
+/// Cancelling the caller (Ctrl-C aborts a run's tasks) therefore cannot leave the daemon
+/// finishing a create that nobody knows about: [`remove_all_live`] waits for creations
+/// under way and then removes what they made.
+async fn create_uncancellable(
+    docker: &Docker,
+    config: &ContainerConfig,
+) -> Result<bollard::models::ContainerCreateResponse, bollard::errors::Error> {
+    use std::sync::atomic::Ordering;
+    let docker = docker.clone();
+    let body = config.create_body();
+    CREATING.fetch_add(1, Ordering::SeqCst);
+    let task = tokio::spawn(async move {
+        let options = CreateContainerOptionsBuilder::new().build();
+        let created = docker.create_container(Some(options), body).await;
+        if let Ok(created) = &created {
+            live().insert(created.id.clone());
+        }
+        CREATING.fetch_sub(1, Ordering::SeqCst);
+        created
+    });
+    match task.await {
+        Ok(created) => created,
+        Err(join) => Err(bollard::errors::Error::IOError {
+            err: std::io::Error::other(join.to_string()),
+        }),
+    }
+}
+
 fn live() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
     // A panic while holding this lock cannot leave the set inconsistent; keep using it.
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -183,15 +215,12 @@ pub struct Container {
 impl Container {
     /// Creates and starts a container that idles (see `IDLE_LOOP`) until removed.
     pub async fn start(docker: &Docker, config: &ContainerConfig) -> Result<Container, EnvError> {
-        let options = CreateContainerOptionsBuilder::new().build();
-        let created = docker
-            .create_container(Some(options), config.create_body())
+        let created = create_uncancellable(docker, config)
             .await
             .map_err(EnvError::docker(format!(
                 "creating a container from image {}",
                 config.image
             )))?;
-        live().insert(created.id.clone());
         // From here on, Drop removes the container if starting fails.
         let container = Container {
             id: created.id,
@@ -431,6 +460,11 @@ async fn force_remove(docker: &Docker, id: &str) -> Result<(), EnvError> {
 /// Removes every container created by this process that is still owned (the Ctrl-C path).
 /// Errors are logged, not returned: this runs while shutting down.
 pub async fn remove_all_live() {
+    // Creations under way finish first (at most 30 s), so what they make is removed too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while CREATING.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let ids: Vec<String> = std::mem::take(&mut *live()).into_iter().collect();
     if ids.is_empty() {
         return;
