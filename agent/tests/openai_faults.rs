@@ -3,12 +3,14 @@
 //! Retry-After are retried (the latter after the time asked), a malformed or cut-off body is
 //! a clear error, and a refused connection names the URL and the attempts.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cwm_agent::{Message, OpenAiConfig, OpenAiPolicy, Policy, Role};
+
+mod common;
 
 const GOOD: &str = r#"{"choices": [{"message": {"content": "ok</think>\n<tool: bash>\nls\n</tool>"}, "finish_reason": "stop"}]}"#;
 
@@ -24,31 +26,13 @@ fn server(responses: Vec<String>) -> (String, Arc<Mutex<usize>>) {
             let Ok((stream, _)) = listener.accept() else {
                 return;
             };
-            read_request(&stream);
+            common::read_http_body(&stream);
             *seen.lock().expect("count") += 1;
             let mut stream = stream;
             let _ = stream.write_all(response.as_bytes());
         }
     });
     (url, count)
-}
-
-fn read_request(stream: &std::net::TcpStream) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0u8; length];
-    let _ = reader.read_exact(&mut body);
 }
 
 fn http(status: &str, headers: &str, body: &str) -> String {

@@ -1,7 +1,7 @@
 //! The sampling settings reach an OpenAI-compatible server: a small local HTTP server (a
 //! recording stand-in for vLLM, which cannot run here) captures every request body.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::mpsc;
 
@@ -16,21 +16,7 @@ fn recording_server() -> (String, mpsc::Receiver<serde_json::Value>) {
         let Ok((stream, _)) = listener.accept() else {
             return;
         };
-        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).expect("body");
+        let body = common::read_http_body(&stream);
         let _ = sent.send(serde_json::from_slice(&body).expect("json body"));
         let reply = r#"{"choices": [{"message": {"content": "ok</think>\n<tool: bash>\nls\n</tool>"}, "finish_reason": "stop"}]}"#;
         let mut stream = stream;

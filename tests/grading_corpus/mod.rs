@@ -21,20 +21,7 @@ pub use mutate::Mutation;
 pub const SEED: u64 = 0x5EBE_0502;
 
 /// The twelve log parsers SWE-bench Verified names.
-pub const PARSERS: [&str; 12] = [
-    "parse_log_astropy",
-    "parse_log_django",
-    "parse_log_sympy",
-    "parse_log_sphinx",
-    "parse_log_matplotlib",
-    "parse_log_scikit",
-    "parse_log_xarray",
-    "parse_log_pytest",
-    "parse_log_pylint",
-    "parse_log_requests",
-    "parse_log_seaborn",
-    "parse_log_flask",
-];
+pub use cwm_parsers::VERIFIED_PARSERS as PARSERS;
 
 /// The fewest cases any parser gets, however few instances use it.
 const MIN_CASES_PER_PARSER: usize = 150;

@@ -89,6 +89,22 @@ pub fn name_for_repo(repo: &str) -> Option<&'static str> {
     })
 }
 
+/// The twelve `log_parser` names SWE-bench Verified uses.
+pub const VERIFIED_PARSERS: [&str; 12] = [
+    "parse_log_astropy",
+    "parse_log_django",
+    "parse_log_sympy",
+    "parse_log_sphinx",
+    "parse_log_matplotlib",
+    "parse_log_scikit",
+    "parse_log_xarray",
+    "parse_log_pytest",
+    "parse_log_pylint",
+    "parse_log_requests",
+    "parse_log_seaborn",
+    "parse_log_flask",
+];
+
 /// Python's `str.isspace` for one character: Rust's White_Space plus the four ASCII
 /// information separators `\x1c`..`\x1f`, which Python also splits on.
 pub fn py_is_space(c: char) -> bool {
@@ -111,20 +127,7 @@ mod tests {
 
     #[test]
     fn every_verified_parser_name_resolves() {
-        for name in [
-            "parse_log_django",
-            "parse_log_sympy",
-            "parse_log_sphinx",
-            "parse_log_matplotlib",
-            "parse_log_scikit",
-            "parse_log_astropy",
-            "parse_log_xarray",
-            "parse_log_pytest",
-            "parse_log_pylint",
-            "parse_log_requests",
-            "parse_log_seaborn",
-            "parse_log_flask",
-        ] {
+        for name in VERIFIED_PARSERS {
             assert!(by_name(name).is_some(), "{name}");
         }
         assert!(by_name("parse_log_cobol").is_none());
