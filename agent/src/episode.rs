@@ -265,6 +265,8 @@ pub(crate) struct Episode<'a> {
     submission: Option<String>,
     error: Option<String>,
     started: Instant,
+    /// What the tools run with, built once per episode.
+    tool_config: ToolConfig,
 }
 
 /// What a turn decided.
@@ -312,6 +314,15 @@ impl<'a> Episode<'a> {
             submission: None,
             error: None,
             started: Instant::now(),
+            tool_config: ToolConfig {
+                command_timeout: Duration::from_secs(b.command_timeout_secs),
+                test_runner: config
+                    .tools
+                    .contains(&ToolName::Test)
+                    .then(|| cwm_parsers::TestRunner::for_instance(instance))
+                    .flatten(),
+                profile: config.profile.clone(),
+            },
         }
     }
 
@@ -475,17 +486,7 @@ impl<'a> Episode<'a> {
         ws: &mut dyn Workspace,
         call: &ToolCall,
     ) -> Result<ToolOutcome, EnvFailure> {
-        let config = ToolConfig {
-            command_timeout: Duration::from_secs(self.config.budgets.command_timeout_secs),
-            test_runner: self
-                .config
-                .tools
-                .contains(&ToolName::Test)
-                .then(|| cwm_parsers::TestRunner::for_instance(self.instance))
-                .flatten(),
-            profile: self.config.profile.clone(),
-        };
-        let outcome = execute(ws, call, &config).await?;
+        let outcome = execute(ws, call, &self.tool_config).await?;
         self.tool_time += outcome.duration;
         Ok(outcome)
     }

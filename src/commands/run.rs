@@ -26,8 +26,8 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
     // Listen from the start, so an early Ctrl-C (or SIGTERM, SIGHUP) also takes the clean-up path.
     let mut shutdown = crate::signals::Shutdown::listen()?;
     let settings = flags.resolve()?;
-    // A bad prompt profile stops the run before anything starts.
-    episode_config(&settings)?;
+    // Built once: a bad prompt profile stops the run before anything starts.
+    let episode = episode_config(&settings)?;
     let instances = load_instances(&settings)?;
     let run_dir = RunDir::open(&settings.runs_dir.join(&settings.run_id))?;
     run_dir.write_config(&serde_json::to_value(&settings)?)?;
@@ -59,6 +59,7 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
         progress: progress.clone(),
         fatal: Mutex::new(None),
         fatal_set: tokio::sync::Notify::new(),
+        episode,
     });
 
     let interrupted = schedule(shared.clone(), todo, workers, shutdown.recv()).await;
@@ -125,6 +126,8 @@ struct Shared {
     fatal: Mutex<Option<String>>,
     /// Wakes the scheduler when `fatal` is set.
     fatal_set: tokio::sync::Notify,
+    /// The episode settings every instance runs with (the prompt profile loaded once).
+    episode: EpisodeConfig,
 }
 
 impl Shared {
@@ -328,12 +331,12 @@ async fn run_episode(
 ) -> anyhow::Result<cwm_agent::EpisodeOutcome> {
     let mut recorder = JsonlTrajectoryWriter::create(trajectory)?;
     let mut observer = LineObserver(line);
-    let config = episode_config(&shared.settings)?;
+    let config = &shared.episode;
     let outcome = cwm_agent::run_episode(EpisodeContext {
         container,
         instance,
         policy,
-        config: &config,
+        config,
         recorder: &mut recorder,
         observer: &mut observer,
     })
