@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use cwm_agent::prompt::{assistant_content, render_cwm_prompt, EOT, GENERATION_PREFIX};
 use cwm_agent::{read_trajectory, Message, Role, Trajectory};
 use cwm_eval::InstanceReport;
+use cwm_protocol::chat::{assistant_content, render_cwm_prompt, EOT, GENERATION_PREFIX};
 use cwm_results::export::{CwmDump, RlRecord, SftRecord};
 
 fn cwm_bench() -> Command {

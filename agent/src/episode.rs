@@ -12,113 +12,15 @@ use cwm_tools::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::message::Message;
 use crate::policy::{ModelReply, Policy};
-use crate::prompt::{
-    render_cwm_message, render_cwm_prompt, system_prompt, user_prompt, PromptLimits,
+use crate::prompt::{system_prompt, user_prompt, PromptLimits};
+use cwm_protocol::chat::{render_cwm_message, render_cwm_prompt};
+use cwm_protocol::message::Message;
+use cwm_protocol::trajectory::{
+    now, Footer, Header, Record, TrajectoryError, TrajectorySink, Turn,
 };
-use crate::trajectory::{now, Footer, Header, Record, TrajectoryError, TrajectorySink, Turn};
-use crate::trajectory::{HARNESS_VERSION, SCHEMA_VERSION};
-
-/// An episode's limits. Defaults are CWM's SWE-bench evaluation settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Budgets {
-    pub max_turns: u64,
-    /// The whole conversation must fit in this many tokens.
-    pub context_tokens: usize,
-    /// At most this many tokens per assistant turn.
-    pub max_action_tokens: usize,
-    /// Tool output beyond this many tokens is cut and marked `[...]`.
-    pub max_observation_tokens: usize,
-    pub command_timeout_secs: u64,
-    /// A command printing more than this is killed and the session restarted.
-    pub output_limit_bytes: usize,
-    /// Wall-clock limit for the whole episode.
-    pub wall_clock_secs: Option<u64>,
-    /// This many format errors in a row end the episode; `None` (the default, as CWM) is no
-    /// limit: each error still costs a turn.
-    #[serde(default)]
-    pub max_format_errors: Option<u64>,
-    /// The user prompt is cut from the left to this many tokens (CWM: 8,192).
-    #[serde(default = "default_max_prompt_tokens")]
-    pub max_prompt_tokens: usize,
-}
-
-fn default_max_prompt_tokens() -> usize {
-    8192
-}
-
-impl Default for Budgets {
-    fn default() -> Self {
-        Self {
-            max_turns: 128,
-            context_tokens: 131_072,
-            max_action_tokens: 65_536,
-            max_observation_tokens: 32_768,
-            command_timeout_secs: 120,
-            output_limit_bytes: 480 * 1024,
-            wall_clock_secs: Some(7200),
-            max_format_errors: None,
-            max_prompt_tokens: default_max_prompt_tokens(),
-        }
-    }
-}
-
-/// How an episode ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExitStatus {
-    /// The model submitted and then ended with a reply without a tool call.
-    Submitted,
-    TurnLimit,
-    ContextLimit,
-    FormatErrorLimit,
-    TimeLimit,
-    ModelError,
-    EnvError,
-}
-
-impl ExitStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Submitted => "submitted",
-            Self::TurnLimit => "turn_limit",
-            Self::ContextLimit => "context_limit",
-            Self::FormatErrorLimit => "format_error_limit",
-            Self::TimeLimit => "time_limit",
-            Self::ModelError => "model_error",
-            Self::EnvError => "env_error",
-        }
-    }
-
-    /// A budget ran out (the cases where `autosubmit` applies).
-    pub fn is_budget(self) -> bool {
-        matches!(
-            self,
-            Self::TurnLimit | Self::ContextLimit | Self::FormatErrorLimit | Self::TimeLimit
-        )
-    }
-}
-
-impl std::fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a budget that runs out (turns, context, time, format errors) leaves as the patch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnBudget {
-    /// None: the episode failed and is not graded (CWM's rule).
-    #[default]
-    Fail,
-    /// The last successful submission, if any.
-    LastSubmission,
-    /// The working-tree diff against the base commit (the last submission when the diff
-    /// cannot be taken).
-    Autosubmit,
-}
+use cwm_protocol::trajectory::{HARNESS_VERSION, SCHEMA_VERSION};
+use cwm_protocol::{Budgets, ExitStatus, OnBudget};
 
 /// Episode settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,23 +76,8 @@ pub struct EpisodeContext<'a> {
     pub observer: &'a mut dyn EpisodeObserver,
 }
 
-/// What an episode produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EpisodeOutcome {
-    pub status: ExitStatus,
-    /// The final patch (see [`EpisodeConfig::autosubmit`]).
-    pub patch: Option<String>,
-    /// What failed, for `model_error` and `env_error`.
-    pub error: Option<String>,
-    pub turns: u64,
-    pub format_errors: u64,
-    pub tokens_in: u64,
-    pub tokens_out: u64,
-    pub context_tokens: usize,
-    pub model_time: Duration,
-    pub tool_time: Duration,
-    pub wall_time: Duration,
-}
+/// What an episode produced: the trajectory's footer record.
+pub type EpisodeOutcome = Footer;
 
 /// Only a failing trajectory sink stops an episode with an error; everything else ends it
 /// with an [`ExitStatus`].
@@ -596,7 +483,7 @@ impl<'a> Episode<'a> {
                 }
             }
         }
-        let outcome = EpisodeOutcome {
+        let footer = Footer {
             status,
             patch,
             error,
@@ -605,15 +492,15 @@ impl<'a> Episode<'a> {
             tokens_in: self.tokens_in,
             tokens_out: self.tokens_out,
             context_tokens: self.context,
-            model_time: self.model_time,
-            tool_time: self.tool_time,
-            wall_time: self.started.elapsed(),
+            model_time_ms: millis(self.model_time),
+            tool_time_ms: millis(self.tool_time),
+            wall_time_ms: millis(self.started.elapsed()),
+            finished_at: now(),
         };
-        let footer = footer(&outcome);
         self.recorder
             .write(&Record::Footer(Box::new(footer.clone())))?;
         self.observer.on_finish(&footer);
-        Ok(outcome)
+        Ok(footer)
     }
 }
 
@@ -668,23 +555,6 @@ fn new_turn(
         finish_reason: reply.finish_reason.clone(),
         model_latency_ms: millis(reply.latency),
         tool_latency_ms: 0,
-    }
-}
-
-fn footer(o: &EpisodeOutcome) -> Footer {
-    Footer {
-        status: o.status,
-        patch: o.patch.clone(),
-        error: o.error.clone(),
-        turns: o.turns,
-        format_errors: o.format_errors,
-        tokens_in: o.tokens_in,
-        tokens_out: o.tokens_out,
-        context_tokens: o.context_tokens,
-        model_time_ms: millis(o.model_time),
-        tool_time_ms: millis(o.tool_time),
-        wall_time_ms: millis(o.wall_time),
-        finished_at: now(),
     }
 }
 
@@ -785,7 +655,7 @@ mod tests {
 
     use super::*;
     use crate::policy::ReplayPolicy;
-    use crate::trajectory::Record;
+    use cwm_protocol::trajectory::Record;
 
     /// Files in memory; bash echoes the command back; an exec writing the final diff writes one.
     #[derive(Default)]

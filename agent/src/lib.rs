@@ -1,4 +1,5 @@
-//! The episode loop: prompts, budgets, trajectories, and the model backends (local candle engine, OpenAI-compatible HTTP, replay, oracle).
+//! The episode loop and the model backends it talks to (OpenAI-compatible HTTP, replay,
+//! oracle, and with the `local` feature the in-process `cwm-engine`).
 //!
 //! Entry point: [`run_episode`] with an [`EpisodeContext`] (container, instance, a [`Policy`],
 //! [`EpisodeConfig`], a [`TrajectorySink`] such as [`JsonlTrajectoryWriter`], and an
@@ -6,25 +7,26 @@
 //! text a CWM engine is prompted with.
 
 pub mod episode;
-pub mod local;
-pub mod message;
+#[cfg(feature = "local")]
+pub mod local_policy;
 pub mod policy;
 pub mod prompt;
 pub mod replay_check;
-pub mod trajectory;
 
-pub use episode::{
-    run_episode, working_tree_diff, AgentError, Budgets, EpisodeConfig, EpisodeContext,
-    EpisodeObserver, EpisodeOutcome, ExitStatus, NoopObserver, OnBudget,
+pub use cwm_protocol::chat::render_cwm_prompt;
+pub use cwm_protocol::{
+    append_line, read_trajectory, Budgets, ExitStatus, Footer, Header, JsonlTrajectoryWriter,
+    Message, NullSink, OnBudget, Record, Role, Trajectory, TrajectoryError, TrajectorySink, Turn,
 };
-pub use message::{Message, Role};
+pub use episode::{
+    run_episode, working_tree_diff, AgentError, EpisodeConfig, EpisodeContext, EpisodeObserver,
+    EpisodeOutcome, NoopObserver,
+};
+#[cfg(feature = "local")]
+pub use local_policy::{render_prompt, LocalPolicy};
 pub use policy::{
     parse_model_spec, ModelReply, ModelSpec, OpenAiConfig, OpenAiPolicy, OpenAiSampling,
     OraclePolicy, Policy, PolicyError, ReplayPolicy,
 };
-pub use prompt::{render_cwm_prompt, system_prompt, user_prompt};
+pub use prompt::{system_prompt, user_prompt};
 pub use replay_check::{replay_and_compare, Mismatch, ReplayReport};
-pub use trajectory::{
-    append_line, read_trajectory, Footer, Header, JsonlTrajectoryWriter, NullSink, Record,
-    Trajectory, TrajectoryError, TrajectorySink, Turn,
-};

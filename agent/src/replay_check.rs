@@ -7,12 +7,11 @@ use cwm_datasets::Instance;
 use cwm_env::Container;
 use similar::TextDiff;
 
-use crate::episode::{
-    run_episode, AgentError, EpisodeConfig, EpisodeContext, ExitStatus, NoopObserver,
-};
-use crate::message::Message;
+use crate::episode::{run_episode, AgentError, EpisodeConfig, EpisodeContext, NoopObserver};
 use crate::policy::ReplayPolicy;
-use crate::trajectory::{Record, Trajectory};
+use cwm_protocol::message::Message;
+use cwm_protocol::trajectory::{Record, Trajectory};
+use cwm_protocol::ExitStatus;
 
 /// One difference between the recording and the replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +50,7 @@ pub async fn replay_and_compare(
     let config = EpisodeConfig {
         budgets: trajectory.header.budgets.clone(),
         on_budget: if trajectory.header.autosubmit {
-            crate::episode::OnBudget::Autosubmit
+            cwm_protocol::OnBudget::Autosubmit
         } else {
             trajectory.header.on_budget
         },

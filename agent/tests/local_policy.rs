@@ -2,8 +2,9 @@
 
 mod common;
 
-use cwm_agent::local::{LocalPolicy, SamplingParams};
+use cwm_agent::LocalPolicy;
 use cwm_agent::{Message, Policy};
+use cwm_engine::SamplingParams;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn smollm2_policy_replies_and_reuses_the_cache() {

@@ -90,7 +90,7 @@ fn a_given_tokenizer_counts_tokens_exactly_and_the_config_says_which() {
     let gguf = common::smollm2_path();
     let policy = policy.with_tokenizer(&gguf).expect("tokenizer loads");
     let text = "def add(a, b):\n    return a + b  # ünïcödé\n";
-    let exact = cwm_agent::local::tokenizer::Tokenizer::from_gguf_file(&gguf)
+    let exact = cwm_engine::Tokenizer::from_gguf_file(&gguf)
         .expect("tokenizer")
         .encode(text)
         .expect("encode")

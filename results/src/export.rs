@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cwm_agent::prompt::{
+use cwm_protocol::chat::{
     render_cwm_message, render_cwm_prompt, EOT, GENERATION_PREFIX, THINK_PREFIX,
 };
-use cwm_agent::{Message, Role, Turn};
+use cwm_protocol::{Message, Role, Turn};
 use serde::{Deserialize, Serialize};
 
 use crate::loaded::{Episode, LoadedRun};

@@ -31,7 +31,7 @@ pub enum ResultsError {
     #[error("{path} is not a run directory (no trajectories/ inside); pass a directory written by `cwm-bench run`, e.g. runs/<run-id>")]
     NotARunDir { path: PathBuf },
     #[error(transparent)]
-    Trajectory(#[from] cwm_agent::TrajectoryError),
+    Trajectory(#[from] cwm_protocol::TrajectoryError),
     #[error("{path}: {message}")]
     BadFile { path: PathBuf, message: String },
     #[error("run {run} has no eval report for {instance_id}; `--only resolved` needs graded runs: run `cwm-bench run --evaluate` (or `cwm-bench eval`) first, or export with `--only all`")]

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cwm_agent::{read_trajectory, Trajectory};
 use cwm_datasets::Instance;
 use cwm_eval::{Hardened, InstanceReport};
+use cwm_protocol::{read_trajectory, Trajectory};
 
 use crate::ResultsError;
 

@@ -55,7 +55,7 @@ impl JsonlStore {
             path: self.path.clone(),
             source,
         };
-        cwm_agent::append_line(&mut self.file, &line, true).map_err(io)
+        cwm_protocol::append_line(&mut self.file, &line, true).map_err(io)
     }
 
     /// Every record in the file, in order.

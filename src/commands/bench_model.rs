@@ -7,10 +7,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use cwm_agent::local::{
-    default_device, render_prompt, ChatMessage, Engine, ModelFormat, SamplingParams,
-};
+use cwm_agent::render_prompt;
 use cwm_agent::Message;
+use cwm_engine::{default_device, ChatMessage, Engine, ModelFormat, SamplingParams};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelBenchArgs {

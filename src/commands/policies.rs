@@ -1,11 +1,12 @@
 //! Building a policy from a `--model` spec and the sampling settings.
 
 use anyhow::Context;
-use cwm_agent::local::{LocalPolicy, SamplingParams};
+use cwm_agent::LocalPolicy;
 use cwm_agent::{
     parse_model_spec, ModelSpec, OpenAiConfig, OpenAiPolicy, OpenAiSampling, OraclePolicy, Policy,
     ReplayPolicy,
 };
+use cwm_engine::SamplingParams;
 
 /// Sampling and request settings shared by `run` and `repro`.
 #[derive(Debug, Clone, Default)]

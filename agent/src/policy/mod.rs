@@ -1,5 +1,5 @@
 //! Model backends behind one trait: the OpenAI-compatible HTTP client, replay of a recorded
-//! trajectory or script, the gold-patch oracle, and (in [`crate::local`]) the candle engine.
+//! trajectory or script, the gold-patch oracle, and (in [`crate::local_policy`]) the candle engine.
 
 mod openai;
 mod oracle;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cwm_datasets::Instance;
 
-use crate::message::Message;
+use cwm_protocol::message::Message;
 
 pub use openai::{OpenAiConfig, OpenAiPolicy, OpenAiSampling};
 pub use oracle::{oracle_calls, OraclePolicy};
@@ -22,7 +22,7 @@ pub use spec::{parse_model_spec, ModelSpec};
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ModelReply {
     /// The assistant message content, including the leading `<think>\n` when the prompt forced
-    /// it (see [`crate::prompt::assistant_content`]).
+    /// it (see [`cwm_protocol::chat::assistant_content`]).
     pub text: String,
     /// Tokens in the prompt, when the backend knows them exactly.
     pub prompt_tokens: Option<usize>,

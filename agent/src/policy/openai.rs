@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{ModelReply, Policy, PolicyError};
-use crate::message::{Message, Role};
-use crate::prompt::assistant_content;
+use cwm_protocol::chat::assistant_content;
+use cwm_protocol::message::{Message, Role};
 
 /// How to reach and call the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,8 +115,11 @@ pub struct OpenAiPolicy {
     config: OpenAiConfig,
     client: reqwest::Client,
     /// The served model's tokenizer, for exact token counts; without one they are estimated.
-    tokenizer: Option<(crate::local::tokenizer::Tokenizer, std::path::PathBuf)>,
+    tokenizer: Option<(TokenCounter, std::path::PathBuf)>,
 }
+
+/// Counts a text's tokens; `None` when the tokenizer fails on it.
+type TokenCounter = Box<dyn Fn(&str) -> Option<usize> + Send + Sync>;
 
 impl OpenAiPolicy {
     pub fn new(config: OpenAiConfig) -> Result<Self, PolicyError> {
@@ -135,8 +138,11 @@ impl OpenAiPolicy {
     /// Counts tokens with the tokenizer at `path` (a `tokenizer.json`, or a GGUF file's
     /// metadata) instead of the estimate: budgets, cuts and the budget block then match what
     /// the server's model sees.
+    ///
+    /// Errors: the file cannot be loaded, or the crate was built without the `local` feature.
+    #[cfg(feature = "local")]
     pub fn with_tokenizer(mut self, path: &std::path::Path) -> Result<Self, PolicyError> {
-        use crate::local::tokenizer::Tokenizer;
+        use cwm_engine::Tokenizer;
         let is_gguf = path.extension().is_some_and(|e| e == "gguf");
         let loaded = if is_gguf {
             Tokenizer::from_gguf_file(path)
@@ -149,8 +155,19 @@ impl OpenAiPolicy {
                 path.display()
             ))
         })?;
-        self.tokenizer = Some((tokenizer, path.to_path_buf()));
+        let count: TokenCounter =
+            Box::new(move |text| tokenizer.encode(text).ok().map(|ids| ids.len()));
+        self.tokenizer = Some((count, path.to_path_buf()));
         Ok(self)
+    }
+
+    /// Without the `local` feature there is no tokenizer to load.
+    #[cfg(not(feature = "local"))]
+    pub fn with_tokenizer(self, path: &std::path::Path) -> Result<Self, PolicyError> {
+        Err(PolicyError::Setup(format!(
+            "cannot load the tokenizer {}: this build has no `local` feature; rebuild with it",
+            path.display()
+        )))
     }
 
     fn body(&self, messages: &[Message], max_tokens: usize) -> Value {
@@ -281,9 +298,7 @@ impl Policy for OpenAiPolicy {
 
     fn count_tokens(&self, text: &str) -> usize {
         match &self.tokenizer {
-            Some((tokenizer, _)) => tokenizer
-                .encode(text)
-                .map_or_else(|_| cwm_tools::approx_tokens(text), |ids| ids.len()),
+            Some((count, _)) => count(text).unwrap_or_else(|| cwm_tools::approx_tokens(text)),
             None => cwm_tools::approx_tokens(text),
         }
     }
@@ -380,7 +395,7 @@ fn parse_reply(url: &str, json: &Value, latency: Duration) -> Result<ModelReply,
         }
         Some(reasoning) => format!(
             "{}{reasoning}</think>{content}",
-            crate::prompt::THINK_PREFIX
+            cwm_protocol::chat::THINK_PREFIX
         ),
         // A thinking model's template opened `<think>` in the prompt; the reply closes it.
         None if content.contains("</think>") => assistant_content(&content),

@@ -8,7 +8,7 @@ use cwm_datasets::Instance;
 use cwm_tools::{ToolCall, ToolName};
 
 use super::{ModelReply, Policy, PolicyError};
-use crate::message::{assistant_turns, Message};
+use cwm_protocol::message::{assistant_turns, Message};
 
 /// Where the oracle writes its patch.
 const PATCH_PATH: &str = "/tmp/patch.diff";

@@ -26,8 +26,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{ModelReply, Policy, PolicyError};
-use crate::message::{assistant_turns, Message};
-use crate::trajectory::{read_trajectory, Trajectory};
+use cwm_protocol::message::{assistant_turns, Message};
+use cwm_protocol::trajectory::{read_trajectory, Trajectory};
 
 /// Plays recorded assistant turns, one per call, in order.
 #[derive(Debug, Clone)]

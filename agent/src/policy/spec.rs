@@ -8,7 +8,7 @@ use super::PolicyError;
 /// [`super::OpenAiPolicy`], [`super::ReplayPolicy`], [`super::OraclePolicy`].
 ///
 /// INTEGRATION POINT (local engine): `Local` is built by
-/// `crate::local::LocalPolicy::load(path, sampling)`, which implements [`super::Policy`]
+/// `crate::LocalPolicy::load(path, sampling)`, which implements [`super::Policy`]
 /// (owned by the local-engine module; see `src/commands/policies.rs` for the wiring).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSpec {

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use cwm_agent::Turn;
 use cwm_eval::{SuccessFailure, TestsStatus};
+use cwm_protocol::Turn;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 
 use super::leaderboard::{short_repo, Row};

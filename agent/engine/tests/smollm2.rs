@@ -4,7 +4,7 @@
 mod common;
 
 use candle_core::Device;
-use cwm_agent::local::{ChatMessage, Engine, SamplingParams};
+use cwm_engine::{ChatMessage, Engine, SamplingParams};
 
 fn engine() -> Engine {
     Engine::load(&common::smollm2_path(), &Device::Cpu).expect("load SmolLM2")

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::episode::{Budgets, ExitStatus};
+use crate::budgets::{Budgets, ExitStatus, OnBudget};
 use crate::message::Message;
+use crate::tool::ToolName;
 
 /// Version of the record layout below.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -35,19 +36,19 @@ pub struct Header {
     /// What a budget that ran out left as the patch (older trajectories: `fail`, or
     /// `autosubmit` when that flag is set).
     #[serde(default)]
-    pub on_budget: crate::episode::OnBudget,
+    pub on_budget: OnBudget,
     /// The tools the model could call (trajectories from before the `test` tool had the
     /// four of CWM's set).
     #[serde(default = "cwm_tool_set")]
-    pub tools: Vec<cwm_tools::ToolName>,
+    pub tools: Vec<ToolName>,
     /// The system and user prompts the episode starts from.
     pub messages: Vec<Message>,
     /// RFC 3339.
     pub started_at: String,
 }
 
-fn cwm_tool_set() -> Vec<cwm_tools::ToolName> {
-    cwm_tools::ToolName::CWM.to_vec()
+fn cwm_tool_set() -> Vec<ToolName> {
+    ToolName::CWM.to_vec()
 }
 
 /// One assistant turn and what came of it.
@@ -64,7 +65,7 @@ pub struct Turn {
     /// Text after `</think>` (the whole reply when there was none).
     pub answer: String,
     /// The parsed call; None on a format error or a final reply.
-    pub call: Option<cwm_tools::ToolCall>,
+    pub call: Option<crate::tool::ToolCall>,
     /// The message the model got back: a `tool: NAME` observation or a `FormatError:` user
     /// message. None when the turn ended the episode.
     pub observation: Option<Message>,

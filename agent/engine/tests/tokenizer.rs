@@ -2,7 +2,7 @@
 
 mod common;
 
-use cwm_agent::local::Tokenizer;
+use cwm_engine::Tokenizer;
 
 #[derive(serde::Deserialize)]
 struct Case {

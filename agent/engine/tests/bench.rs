@@ -7,7 +7,7 @@ mod common;
 use std::time::Instant;
 
 use candle_core::Device;
-use cwm_agent::local::{Engine, SamplingParams};
+use cwm_engine::{Engine, SamplingParams};
 
 #[test]
 #[ignore]

@@ -9,13 +9,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::engine::{Engine, EngineStats, ModelFormat};
-use super::error::LocalError;
-use super::sampling::SamplingParams;
-use super::template::ChatMessage;
-use crate::message::Message;
 use crate::policy::{ModelReply, Policy, PolicyError};
-use crate::prompt::{assistant_content, render_cwm_prompt, STOP_TOKEN_IDS};
+use cwm_engine::{ChatMessage, Engine, EngineStats, LocalError, ModelFormat, SamplingParams};
+use cwm_protocol::chat::{assistant_content, render_cwm_prompt, STOP_TOKEN_IDS};
+use cwm_protocol::message::Message;
 
 pub struct LocalPolicy {
     path: PathBuf,
@@ -27,7 +24,7 @@ impl LocalPolicy {
     /// Loads a GGUF file or a Hugging Face checkpoint directory onto the default device.
     /// `sampling.max_new_tokens` caps each reply in addition to the loop's own limit.
     pub fn load(path: &Path, sampling: SamplingParams) -> Result<Self, LocalError> {
-        let engine = Engine::load(path, &super::default_device())?;
+        let engine = Engine::load(path, &cwm_engine::default_device())?;
         Ok(Self::from_engine(path, engine, sampling))
     }
 

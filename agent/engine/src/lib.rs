@@ -1,4 +1,5 @@
-//! In-process model engine on candle.
+//! In-process LLM inference on candle: load a model, keep a session's KV cache across calls,
+//! generate with sampling settings.
 //!
 //! - Llama-family GGUF files (weights stay quantized; own SIMD kernels for Q4_1/Q8_0
 //!   decode, a dequantized f32 gemm path for prefill), tokenizer and chat template from
@@ -17,7 +18,6 @@ pub mod hf;
 pub mod kernels;
 pub mod linear;
 pub mod model;
-pub mod policy;
 pub mod sampling;
 pub mod team;
 pub mod template;
@@ -25,7 +25,6 @@ pub mod tokenizer;
 
 pub use engine::{Engine, EngineStats, Generation, ModelFormat};
 pub use error::LocalError;
-pub use policy::{render_prompt, LocalPolicy};
 pub use sampling::SamplingParams;
 pub use template::{ChatMessage, ChatTemplate};
 pub use tokenizer::Tokenizer;

@@ -4,7 +4,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use cwm_agent::local::{hf, Engine, ModelFormat};
+use cwm_engine::{hf, Engine, ModelFormat};
 
 const TOL: f32 = 1e-4;
 
