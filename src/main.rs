@@ -1,6 +1,8 @@
 //! `cwm-bench`: run and train code agents on SWE-bench. This binary only parses flags and wires
 //! the library crates together; each subcommand lives in `commands/`.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod logging;
 mod progress;

@@ -1,6 +1,7 @@
 //! `cwm-bench run` with the in-process SmolLM2, then `bench model --episode` on the
 //! trajectory it recorded: the prefix-reuse figure on a real episode. Real Docker, the
 //! fixture images and the SmolLM2 GGUF (`scripts/setup` provides all three).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

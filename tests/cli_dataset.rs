@@ -1,4 +1,5 @@
 //! `cwm-bench dataset ...` as a user runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::process::{Command, Output};
 

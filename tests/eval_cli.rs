@@ -1,4 +1,5 @@
 //! `cwm-bench eval` end to end: real Docker, the fixture images, the built binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::path::Path;
 use std::process::{Command, Output};

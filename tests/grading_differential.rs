@@ -9,6 +9,7 @@
 //! in the venv that `scripts/setup-tests` installs (`CWM_BENCH_SWEBENCH_VENV` overrides its
 //! place). `CWM_BENCH_GRADING_CORPUS_DUMP=DIR` keeps the corpus and both sides' outputs there
 //! (`cases.json`, `official.json`, `ours.json`) for a look by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod grading_corpus;
 

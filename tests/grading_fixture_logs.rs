@@ -4,6 +4,7 @@
 //! `swebench==5.0.2`'s `get_eval_report`; the `report.json` texts must be the same bytes.
 //! The generated corpus (`grading_differential.rs`) covers the formats' corners; this covers
 //! what the real runners print.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,6 +2,7 @@
 //! fixtures (the oracle, and a scripted replay that never submits), checked against the
 //! trajectories and eval reports; the HTML is opened in headless Chromium.
 //! Needs Docker with the fixture images (`scripts/setup`) and Debian's `chromium` (`scripts/setup-tests`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

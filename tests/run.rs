@@ -1,5 +1,6 @@
 //! `cwm-bench run` and `repro` end to end: real Docker, the fixture images, the oracle and
 //! scripted replays. The images are built by `scripts/setup` (or `cwm-bench images build-fixtures`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

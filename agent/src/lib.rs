@@ -6,6 +6,8 @@
 //! [`EpisodeObserver`]). Prompts follow CWM's SWE-RL agent; [`render_cwm_prompt`] is the exact
 //! text a CWM engine is prompted with.
 
+#![forbid(unsafe_code)]
+
 pub mod episode;
 #[cfg(feature = "local")]
 pub mod local_policy;

@@ -2,6 +2,7 @@
 //! fixture's real container), checking the exit status and what the model was shown. The
 //! rules are those of CWM's evaluation environment (`swerl_tool.py`, `default_tools.py`,
 //! `eval_sbv.yaml`); docs/prompts.md lists them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod agent_support;
 

@@ -1,6 +1,7 @@
 //! The episode loop end to end in real Docker containers of the fixture images: the oracle on
 //! every fixture, replay of its trajectory, and scripted replays for every exit status and
 //! every format error.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod agent_support;
 

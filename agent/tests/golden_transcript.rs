@@ -2,6 +2,7 @@
 //! checked-in transcript: the system and user prompts, tool turns, a format error, a session
 //! restart, a failed and a successful submission, all through a user prompt profile.
 //! `UPDATE_GOLDEN=1` rewrites the expected file (review the diff before committing it).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod agent_support;
 

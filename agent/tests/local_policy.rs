@@ -1,4 +1,5 @@
 //! `LocalPolicy` behind the agent loop's `Policy` trait, on the SmolLM2 GGUF.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! HTTP server standing in for a failing vLLM, which cannot run here): 500s and 429 with
 //! Retry-After are retried (the latter after the time asked), a malformed or cut-off body is
 //! a clear error, and a refused connection names the URL and the attempts.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::io::Write;
 use std::net::TcpListener;

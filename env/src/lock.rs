@@ -1,7 +1,6 @@
 //! A cross-process lock, so that concurrent test binaries or CLI runs build an image once.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 
 use crate::EnvError;
 
@@ -30,10 +29,6 @@ fn lock_file(path: &std::path::Path) -> std::io::Result<FileLock> {
         .truncate(false)
         .write(true)
         .open(path)?;
-    // SAFETY: flock only reads the descriptor, which `file` keeps open for the lock's life.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    file.lock()?;
     Ok(FileLock { _file: file })
 }

@@ -1,5 +1,6 @@
 //! The Ctrl-C path: `remove_all_live` removes every container this process still owns.
 //! (Its own test binary: it would remove other tests' containers.)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! File transfer through tar, and repo hygiene on a fixture with an upstream future.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod common;
 

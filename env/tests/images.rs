@@ -1,4 +1,5 @@
 //! Fixture images: each holds its repo at /testbed on the recorded base commit.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Container lifecycle: labels, limits, one-shot exec, and removal on every path.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod common;
 

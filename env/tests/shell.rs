@@ -1,4 +1,5 @@
 //! The persistent shell: state, output handling and hostile commands.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod common;
 

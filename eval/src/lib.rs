@@ -2,6 +2,8 @@
 //! log parsers, verdicts, `report.json` and the run summary exactly as the official
 //! harness (SWE-bench 5.0.2) writes them, plus a hardened verdict a patch cannot forge.
 
+#![forbid(unsafe_code)]
+
 mod error;
 pub mod grading;
 pub mod hardened;

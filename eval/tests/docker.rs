@@ -1,4 +1,5 @@
 //! Evaluation against the real Docker daemon and the fixture images.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -1,4 +1,5 @@
 //! Generated eval scripts against the ones the datasets ship (no Docker needed).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::path::PathBuf;
 

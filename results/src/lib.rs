@@ -1,6 +1,8 @@
 //! The run directory: crash-safe trajectory and prediction stores, run summaries, exports for
 //! RL/SFT and leaderboard reports.
 
+#![forbid(unsafe_code)]
+
 pub mod export;
 pub mod loaded;
 pub mod report;

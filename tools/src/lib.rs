@@ -4,6 +4,8 @@
 //! call (or a [`FormatError`] for the model), [`execute`] runs it against a [`Workspace`] (the
 //! task container), and [`format_observation`] wraps the result with the budget block.
 
+#![forbid(unsafe_code)]
+
 mod docker;
 pub mod edit;
 mod exec;

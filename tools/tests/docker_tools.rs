@@ -1,4 +1,5 @@
 //! edit and bash against a real task container: each failure users reported, as a regression.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! submit against a real task container: what is recorded is exactly a patch that applies to
 //! the base commit, and a patch that would not apply is refused while the model can fix it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! The `test` tool on the fixture tasks, one per log format they cover (pytest, Django's
 //! runner, sympy's bin/test): a failing test is reported failing, a fixed one passing, and a
 //! syntax error as an error with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! CWM architecture parity with transformers' CwmForCausalLM (tests/data/make_tiny_cwm.py),
 //! and prefix reuse giving the same logits as a cold prefill.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The SmolLM2 GGUF end to end: chat template, generation stopping on eos, quantized
 //! decode agreeing with the dense prefill path, and prefix reuse across chat turns.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Tokenizer parity with llama.cpp on the committed corpus (tests/data/tokenizer_corpus.py).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod common;
 

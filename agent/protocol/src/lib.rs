@@ -2,6 +2,8 @@
 //! trajectory records, and CWM's chat format. No async and no model code, so readers of
 //! trajectories (`cwm-results`) depend on this crate alone.
 
+#![forbid(unsafe_code)]
+
 pub mod budgets;
 pub mod chat;
 pub mod message;

@@ -7,6 +7,8 @@
 //! their quirks are kept on purpose (ids cut at the first space, sympy's unlisted last test,
 //! Django's docstring ids). Python string semantics are reproduced with the helpers below.
 
+#![forbid(unsafe_code)]
+
 mod django;
 mod pytest;
 pub mod runner;
