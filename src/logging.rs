@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 /// `quiet` also sends info lines to stderr, since there is no progress display then.
-pub fn init(log_file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
+pub fn init(log_file: Option<&Path>, quiet: bool) -> Result<(), crate::PipelineError> {
     let terminal_level = if quiet { "info" } else { "warn" };
     // Colour only on a terminal: `run --quiet 2>&1 | tee log` gets plain text.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -27,7 +26,10 @@ pub fn init(log_file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
                 .create(true)
                 .append(true)
                 .open(path)
-                .with_context(|| format!("opening log file {}", path.display()))?;
+                .map_err(|source| crate::PipelineError::Io {
+                    what: format!("opening log file {}", path.display()),
+                    source,
+                })?;
             let layer = fmt::layer()
                 .with_ansi(false)
                 .with_writer(std::sync::Arc::new(file))
@@ -46,9 +48,11 @@ pub fn init(log_file: Option<&Path>, quiet: bool) -> anyhow::Result<()> {
 
 /// An error and its causes on one line, each cause once: errors that already print their
 /// cause (e.g. `cannot write X: No space left on device`) would otherwise repeat it.
-pub fn error_line(err: &anyhow::Error) -> String {
+pub fn error_line(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = String::new();
-    for cause in err.chain() {
+    let mut chain = Some(err);
+    while let Some(cause) = chain {
+        chain = cause.source();
         let text = cause.to_string();
         if line.contains(&text) {
             continue;

@@ -4,9 +4,8 @@
 #![forbid(unsafe_code)]
 
 mod commands;
-mod logging;
-mod progress;
-mod signals;
+
+use cwm_bench::logging;
 
 use clap::{Parser, Subcommand};
 
@@ -24,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the agent on every selected instance: the main job. Resumable by --run-id.
-    Run(Box<commands::run_config::RunFlags>),
+    Run(Box<commands::run::RunFlags>),
     /// Run one instance in the foreground, streaming every turn, then grade it.
     Repro(Box<commands::repro::ReproArgs>),
     /// Inspect SWE-bench datasets.
@@ -82,7 +81,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", logging::error_line(&err));
+            eprintln!("error: {}", logging::error_line(err.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -112,7 +112,7 @@ fn oracle_run_with_evaluation_resolves_every_fixture() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap())
             .unwrap();
-    assert_eq!(config["model"], "oracle");
+    assert_eq!(config["backend"]["model"], "oracle");
     assert_eq!(pred_ids(&run_dir).len(), n);
     assert!(run_dir.join("run.log").exists());
     assert_eq!(
@@ -320,6 +320,24 @@ fn repro_on_a_local_repository_and_issue() {
     git(&["commit", "-qm", "base"]);
     let issue = dir.path().join("issue.md");
     std::fs::write(&issue, "add(2, 3) returns -1 instead of 5.\n").unwrap();
+    // A tracked file changed since HEAD would be baked into the image: refused, by name.
+    std::fs::write(repo.join("calc.py"), "def add(a, b):\n    return 0\n").unwrap();
+    let dirty = output(cwm_bench().args([
+        "repro",
+        "--repo",
+        &repo.display().to_string(),
+        "--issue",
+        &issue.display().to_string(),
+        "--model",
+        "oracle",
+    ]));
+    let stderr = String::from_utf8_lossy(&dirty.stderr);
+    assert!(!dirty.status.success());
+    assert!(
+        stderr.contains("calc.py") && stderr.contains("commit or stash"),
+        "{stderr}"
+    );
+    git(&["checkout", "--", "calc.py"]);
     let script = dir.path().join("fix.txt");
     std::fs::write(
         &script,
@@ -382,7 +400,7 @@ fn sampling_flags_a_model_cannot_apply_are_refused_and_config_records_the_policy
     )
     .unwrap();
     assert!(config["policy"].is_object(), "{config}");
-    assert_eq!(config["temperature"], 1.0, "CWM's default");
+    assert_eq!(config["sampling"]["temperature"], 1.0, "CWM's default");
 }
 
 /// A small tmpfs mounted over a temporary directory, unmounted on drop.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use cwm_datasets::Instance;
-use cwm_env::Container;
+use cwm_env::{Container, REPO_ROOT};
 use cwm_tools::{
     clean_patch, execute, format_observation, observation_body, parse_reply, split_thinking,
     tail_within, CleanPatch, DockerWorkspace, EnvFailure, FormatError, LeftOutReason, Profile,
@@ -12,13 +12,12 @@ use cwm_tools::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::AgentError;
 use crate::policy::{ModelReply, Policy};
 use crate::prompt::{system_prompt, user_prompt, PromptLimits};
 use cwm_protocol::chat::{render_cwm_message, render_cwm_prompt};
 use cwm_protocol::message::Message;
-use cwm_protocol::trajectory::{
-    now, Footer, Header, Record, TrajectoryError, TrajectorySink, Turn,
-};
+use cwm_protocol::trajectory::{now, Footer, Header, Record, TrajectorySink, Turn};
 use cwm_protocol::trajectory::{HARNESS_VERSION, SCHEMA_VERSION};
 use cwm_protocol::{Budgets, ExitStatus, OnBudget};
 
@@ -79,14 +78,6 @@ pub struct EpisodeContext<'a> {
 /// What an episode produced: the trajectory's footer record.
 pub type EpisodeOutcome = Footer;
 
-/// Only a failing trajectory sink stops an episode with an error; everything else ends it
-/// with an [`ExitStatus`].
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    #[error(transparent)]
-    Trajectory(#[from] TrajectoryError),
-}
-
 /// Runs one episode in `ctx.container`: cleans the repo's history, opens the bash session,
 /// and loops until the model finishes or a budget runs out. The trajectory goes to
 /// `ctx.recorder` record by record.
@@ -99,11 +90,14 @@ pub async fn run_episode(ctx: EpisodeContext<'_>) -> Result<EpisodeOutcome, Agen
         recorder,
         observer,
     } = ctx;
-    let mut workspace = open_workspace(container, config).await;
-    let ws = workspace
-        .as_mut()
-        .map(|w| w as &mut dyn Workspace)
-        .map_err(|e| e.to_string());
+    let mut workspace: DockerWorkspace<'_>;
+    let ws: Result<&mut dyn Workspace, EnvFailure> = match open_workspace(container, config).await {
+        Ok(opened) => {
+            workspace = opened;
+            Ok(&mut workspace)
+        }
+        Err(failure) => Err(failure),
+    };
     let mut episode = Episode::new(instance, policy, config, recorder, observer);
     episode.run(ws).await
 }
@@ -213,15 +207,20 @@ impl<'a> Episode<'a> {
         }
     }
 
-    /// The loop. `ws` is the container, or why it could not be set up.
+    /// The loop. `ws` is the container, or why it could not be set up (then the episode
+    /// ends at once with `env_error`, the failure's text in the footer).
     pub(crate) async fn run(
         &mut self,
-        ws: Result<&mut dyn Workspace, String>,
+        ws: Result<&mut dyn Workspace, EnvFailure>,
     ) -> Result<EpisodeOutcome, AgentError> {
         self.write_header()?;
         let ws = match ws {
             Ok(ws) => ws,
-            Err(e) => return self.finish(None, ExitStatus::EnvError, Some(e)).await,
+            Err(e) => {
+                return self
+                    .finish(None, ExitStatus::EnvError, Some(e.to_string()))
+                    .await
+            }
         };
         if let Err(e) = self.policy.start_episode(self.instance).await {
             return self
@@ -590,6 +589,9 @@ fn left_out_note(diff: &CleanPatch) -> Option<String> {
 /// Where the diff is written; read back by transfer, so every byte survives.
 const FINAL_DIFF: &str = "/tmp/.cwm-bench-final.diff";
 
+/// Bound on taking the working-tree diff (each of the two ways).
+const DIFF_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Writes the patch to [`FINAL_DIFF`]. A scratch index holds `base` plus the new files
 /// (intent to add): the untracked files that are not ignored, except those recorded at the
 /// start. The model's index stays as it is, and its global git config is ignored.
@@ -598,7 +600,7 @@ fn diff_to_file(base: &str) -> String {
     let untracked = cwm_env::UNTRACKED_AT_START_FILE;
     let script = format!(
         r#"export GIT_CONFIG_GLOBAL=/dev/null LC_ALL=C
-git() {{ command git -c safe.directory=/testbed -c core.quotepath=false "$@"; }}
+git() {{ command git -c safe.directory={REPO_ROOT} -c core.quotepath=false "$@"; }}
 index=$(mktemp) && new=$(mktemp) || exit 1
 trap 'rm -f "$index" "$new"' EXIT
 cp "$(git rev-parse --git-path index)" "$index" 2>/dev/null
@@ -619,10 +621,7 @@ git diff --no-color --no-ext-diff --no-textconv --binary {base} --"#
 
 /// A fresh exec: immune to whatever the model did to its session, but ~100 ms.
 async fn diff_through_exec(ws: &mut dyn Workspace, base: &str) -> Option<Vec<u8>> {
-    let out = ws
-        .exec(&diff_to_file(base), Duration::from_secs(120))
-        .await
-        .ok()?;
+    let out = ws.exec(&diff_to_file(base), DIFF_TIMEOUT).await.ok()?;
     if out.exit_code != Some(0) {
         return None;
     }
@@ -633,10 +632,10 @@ async fn diff_through_exec(ws: &mut dyn Workspace, base: &str) -> Option<Vec<u8>
 /// background jobs cannot mix in. None when anything looks off.
 async fn diff_through_session(ws: &mut dyn Workspace, base: &str) -> Option<Vec<u8>> {
     let script = format!(
-        "(builtin cd /testbed && command env -i HOME=\"$HOME\" PATH={CLEAN_PATH} {})",
+        "(builtin cd {REPO_ROOT} && command env -i HOME=\"$HOME\" PATH={CLEAN_PATH} {})",
         diff_to_file(base)
     );
-    let out = ws.run(&script, Duration::from_secs(120)).await.ok()?;
+    let out = ws.run(&script, DIFF_TIMEOUT).await.ok()?;
     if out.exit_code != Some(0) || out.restarted || out.timed_out || out.truncated {
         return None;
     }
@@ -644,7 +643,7 @@ async fn diff_through_session(ws: &mut dyn Workspace, base: &str) -> Option<Vec<
 }
 
 /// What a fresh exec in the base image sees.
-const CLEAN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const CLEAN_PATH: &str = cwm_env::DEFAULT_PATH;
 
 #[cfg(test)]
 mod tests {
@@ -694,7 +693,7 @@ mod tests {
         async fn path_kind(&mut self, path: &str) -> Result<PathKind, EnvFailure> {
             Ok(if self.files.contains_key(path) {
                 PathKind::File
-            } else if path == "/testbed" || path == "/tmp" {
+            } else if path == REPO_ROOT || path == "/tmp" {
                 PathKind::Dir
             } else {
                 PathKind::Missing

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod episode;
+mod error;
 #[cfg(feature = "local")]
 pub mod local_policy;
 pub mod policy;
@@ -21,14 +22,15 @@ pub use cwm_protocol::{
     Message, NullSink, OnBudget, Record, Role, Trajectory, TrajectoryError, TrajectorySink, Turn,
 };
 pub use episode::{
-    run_episode, working_tree_diff, AgentError, EpisodeConfig, EpisodeContext, EpisodeObserver,
-    EpisodeOutcome, NoopObserver,
+    run_episode, working_tree_diff, EpisodeConfig, EpisodeContext, EpisodeObserver, EpisodeOutcome,
+    NoopObserver,
 };
+pub use error::{AgentError, OracleError, PolicyError, ResponseProblem, SpecProblem};
 #[cfg(feature = "local")]
 pub use local_policy::{render_prompt, LocalPolicy};
 pub use policy::{
     parse_model_spec, ModelReply, ModelSpec, OpenAiConfig, OpenAiPolicy, OpenAiSampling,
-    OraclePolicy, Policy, PolicyError, ReplayPolicy,
+    OraclePolicy, Policy, ReplayPolicy,
 };
 pub use prompt::{system_prompt, user_prompt};
 pub use replay_check::{replay_and_compare, Mismatch, ReplayReport};

@@ -48,10 +48,6 @@ fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
     engine.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn local_err(e: LocalError) -> PolicyError {
-    PolicyError::Local(e.to_string())
-}
-
 /// The prompt text: CWM's chat format for checkpoints, the file's template for GGUFs.
 pub fn render_prompt(engine: &Engine, messages: &[Message]) -> Result<String, LocalError> {
     match engine.format() {
@@ -121,8 +117,8 @@ impl Policy for LocalPolicy {
         params.max_new_tokens = params.max_new_tokens.min(max_tokens);
         tokio::task::spawn_blocking(move || respond_blocking(&mut lock(&engine), &messages, params))
             .await
-            .map_err(|e| PolicyError::Local(format!("the generation thread failed: {e}")))?
-            .map_err(local_err)
+            .map_err(PolicyError::GenerationThread)?
+            .map_err(PolicyError::Local)
     }
 
     fn name(&self) -> String {

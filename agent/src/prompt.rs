@@ -61,7 +61,8 @@ mod tests {
         }
         let u = user_prompt(&Profile::builtin(), "Bug!");
         assert!(
-            u.contains("<issue_description>\nBug!\n</issue_description>") && u.contains("/testbed")
+            u.contains("<issue_description>\nBug!\n</issue_description>")
+                && u.contains(cwm_env::REPO_ROOT)
         );
     }
 }

@@ -13,6 +13,7 @@ use cwm_agent::{
     JsonlTrajectoryWriter, NoopObserver, OpenAiConfig, OpenAiPolicy, OraclePolicy, ReplayPolicy,
     Turn,
 };
+use cwm_env::REPO_ROOT;
 
 /// A replay of `turns`; a turn without `</think>` is an answer and gets one in front.
 fn script(turns: &[&str]) -> ReplayPolicy {
@@ -101,8 +102,8 @@ async fn scripted_tools_and_format_errors() {
         "<tool: submit>\n/tmp/empty.diff\n</tool>",
         "<tool: submit>\n/tmp/bad.diff\n</tool>",
         // The session is in /tmp now, and relative paths follow it (CWM): name the file fully.
-        "<tool: edit>\n/testbed/new.txt\n<<<<<<< SEARCH\nhello\n=======\nhello world\n>>>>>>> REPLACE\n</tool>",
-        &bash("cd /testbed && git add -N . && git diff > /tmp/p.diff && pwd"),
+        &format!("<tool: edit>\n{REPO_ROOT}/new.txt\n<<<<<<< SEARCH\nhello\n=======\nhello world\n>>>>>>> REPLACE\n</tool>"),
+        &bash(&format!("cd {REPO_ROOT} && git add -N . && git diff > /tmp/p.diff && pwd")),
         "<tool: submit>\n/tmp/p.diff\n</tool>",
         "All done.",
     ];
@@ -144,7 +145,11 @@ async fn scripted_tools_and_format_errors() {
     assert!(out(7).contains("search lines are empty"), "{}", out(7));
     assert!(out(8).contains("already exists"), "{}", out(8));
     assert!(out(9).contains("does not exist"), "{}", out(9));
-    assert!(out(10).contains("Created /testbed/new.txt"), "{}", out(10));
+    assert!(
+        out(10).contains(&format!("Created {REPO_ROOT}/new.txt")),
+        "{}",
+        out(10)
+    );
     assert!(
         out(11).starts_with("<output>\nhello\n42\n</output>\n\n<budget>\n* Remaining turns: "),
         "{}",
@@ -153,7 +158,11 @@ async fn scripted_tools_and_format_errors() {
     assert_eq!(t[11].exit_code, Some(0));
     assert!(out(12).contains("is empty"), "{}", out(12));
     assert!(out(13).contains("must start with `diff`"), "{}", out(13));
-    assert!(out(14).contains("Edited /testbed/new.txt"), "{}", out(14));
+    assert!(
+        out(14).contains(&format!("Edited {REPO_ROOT}/new.txt")),
+        "{}",
+        out(14)
+    );
     assert!(
         out(16).contains("<submission>\ndiff --git a/new.txt b/new.txt"),
         "{}",
@@ -326,7 +335,7 @@ async fn session_restarts_are_announced() {
         out(0)
     );
     assert!(
-        out(1).starts_with("<output>\nunset\n/testbed\n</output>"),
+        out(1).starts_with(&format!("<output>\nunset\n{REPO_ROOT}\n</output>")),
         "{}",
         out(1)
     );

@@ -13,7 +13,7 @@ use cwm_agent::{
     OraclePolicy, Policy, ReplayPolicy,
 };
 use cwm_datasets::Instance;
-use cwm_env::{Container, ContainerConfig};
+use cwm_env::{Container, ContainerConfig, REPO_ROOT};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// A build artefact present in the image, not ignored by the repo: a copy of the package.
@@ -33,7 +33,7 @@ async fn image_with(instance: &Instance, setup: &str, test: &str) -> Container {
         .await
         .expect("container starts");
     let out = container
-        .exec(&format!("cd /testbed && {setup}"), TIMEOUT)
+        .exec(&format!("cd {REPO_ROOT} && {setup}"), TIMEOUT)
         .await
         .expect("setup runs");
     assert_eq!(out.exit_code, Some(0), "{}", out.output);
@@ -68,7 +68,10 @@ async fn apply_where_graded(instance: &Instance, setup: &str, patch: &str) -> Re
         .await
         .expect("patch written");
     let out = container
-        .exec("cd /testbed && git apply -v /tmp/model.patch", TIMEOUT)
+        .exec(
+            &format!("cd {REPO_ROOT} && git apply -v /tmp/model.patch"),
+            TIMEOUT,
+        )
         .await
         .expect("git apply runs");
     container.remove().await.expect("removed");

@@ -3,7 +3,7 @@
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::{DatasetError, Instance};
+use crate::{DatasetError, Instance, SliceError};
 
 /// Which instances to keep. Filters apply in field order: ids, repo, difficulty, shuffle, slice.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,21 +27,26 @@ pub struct Slice {
     pub end: Option<usize>,
 }
 
+/// Parses `A:B`, `A:`, `:B` or `:` (surrounding spaces allowed on either side).
 impl std::str::FromStr for Slice {
-    type Err = String;
+    type Err = SliceError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (start, end) = text
-            .split_once(':')
-            .ok_or_else(|| format!("slice `{text}` must look like A:B, e.g. 0:10 or :5"))?;
-        let bound = |s: &str| -> Result<Option<usize>, String> {
+        let (start, end) = text.split_once(':').ok_or_else(|| SliceError::NoColon {
+            text: text.to_string(),
+        })?;
+        let bound = |s: &str| -> Result<Option<usize>, SliceError> {
             if s.trim().is_empty() {
                 return Ok(None);
             }
             s.trim()
                 .parse()
                 .map(Some)
-                .map_err(|_| format!("slice bound `{s}` in `{text}` is not a non-negative integer"))
+                .map_err(|source| SliceError::BadBound {
+                    bound: s.to_string(),
+                    text: text.to_string(),
+                    source,
+                })
         };
         Ok(Slice {
             start: bound(start)?,
@@ -131,7 +136,11 @@ mod tests {
             }
         );
         assert!("3".parse::<Slice>().is_err());
-        assert!("a:3".parse::<Slice>().unwrap_err().contains("non-negative"));
+        let err = "a:3".parse::<Slice>().unwrap_err();
+        assert!(
+            matches!(err, SliceError::BadBound { .. }) && err.to_string().contains("non-negative"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use crate::{DatasetError, Instance};
+use crate::{DatasetError, Instance, RowProblem};
 
 /// Loads every instance in `path`, picking the format from the file extension.
 ///
@@ -76,7 +76,7 @@ fn parse_row(file: &Path, row: usize, value: serde_json::Value) -> Result<Instan
         file: file.to_path_buf(),
         row,
         field: e.path().to_string(),
-        message: e.into_inner().to_string(),
+        problem: RowProblem::Field(e.into_inner()),
     })
 }
 
@@ -100,7 +100,7 @@ fn load_jsonl(file: &Path) -> Result<Vec<Instance>, DatasetError> {
                 file: file.to_path_buf(),
                 row: line_no,
                 field: "(whole line)".into(),
-                message: format!("invalid JSON: {e}"),
+                problem: RowProblem::InvalidJson(e),
             })?;
         instances.push(parse_row(file, line_no, value)?);
     }
@@ -117,7 +117,7 @@ fn load_json(file: &Path) -> Result<Vec<Instance>, DatasetError> {
             file: file.to_path_buf(),
             row: e.line(),
             field: "(document)".into(),
-            message: format!("invalid JSON: {e}"),
+            problem: RowProblem::InvalidJson(e),
         })?;
     match value {
         serde_json::Value::Array(rows) => rows
@@ -140,15 +140,15 @@ fn load_json(file: &Path) -> Result<Vec<Instance>, DatasetError> {
             file: file.to_path_buf(),
             row: 1,
             field: "(document)".into(),
-            message: "expected a list of instances or an object keyed by instance id".into(),
+            problem: RowProblem::NotAList,
         }),
     }
 }
 
 fn load_parquet(file: &Path) -> Result<Vec<Instance>, DatasetError> {
-    let bad = |e: parquet::errors::ParquetError| DatasetError::Parquet {
+    let bad = |source: parquet::errors::ParquetError| DatasetError::Parquet {
         path: file.to_path_buf(),
-        message: e.to_string(),
+        source,
     };
     let handle = File::open(file).map_err(|source| DatasetError::Io {
         path: file.to_path_buf(),
@@ -171,7 +171,7 @@ fn check_unique_ids(file: &Path, instances: &[Instance]) -> Result<(), DatasetEr
                 file: file.to_path_buf(),
                 row: index + 1,
                 field: "instance_id".into(),
-                message: format!("duplicate instance id {}", instance.instance_id),
+                problem: RowProblem::DuplicateId(instance.instance_id.clone()),
             });
         }
     }

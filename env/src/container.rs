@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use crate::hygiene::startup_command;
 use crate::killer::kill_session_script;
 use crate::output::Capped;
-use crate::EnvError;
+use crate::{EnvError, REPO_ROOT};
 
 /// Label carrying the run id on every container the harness creates.
 pub const RUN_LABEL: &str = "cwm-bench.run";
@@ -25,8 +25,12 @@ pub const INSTANCE_LABEL: &str = "cwm-bench.instance";
 
 /// One-shot exec output is kept up to this many bytes (head and tail); eval logs are far smaller.
 const EXEC_OUTPUT_LIMIT: usize = 64 * 1024 * 1024;
-/// After a timeout kill, how long to wait for the exec's stream to end.
-const KILL_GRACE: Duration = Duration::from_secs(2);
+/// After a one-shot exec was killed at its timeout, how long to keep reading what it printed
+/// before it died; its stream ends once no process holds its output. Nothing is restarted
+/// afterwards (unlike the shell's `SENTINEL_GRACE`, which decides whether the session's bash
+/// is hung), and the tail of an eval script's log is what gets graded, so it waits a little
+/// longer than the shell does.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Ids of containers this process created and has not removed or kept (for Ctrl-C).
 static LIVE: LazyLock<Mutex<BTreeSet<String>>> = LazyLock::new(|| Mutex::new(BTreeSet::new()));
@@ -58,7 +62,7 @@ async fn create_uncancellable(
     match task.await {
         Ok(created) => created,
         Err(join) => Err(bollard::errors::Error::IOError {
-            err: std::io::Error::other(join.to_string()),
+            err: std::io::Error::other(join),
         }),
     }
 }
@@ -81,7 +85,7 @@ pub struct ContainerConfig {
     pub pids_limit: i64,
     /// `KEY=VALUE` entries for the container environment.
     pub env: Vec<String>,
-    /// Clean /testbed's git history as the container starts (see [`crate::prepare_repo`]),
+    /// Clean the git history of [`REPO_ROOT`] as the container starts (see [`crate::prepare_repo`]),
     /// so that it overlaps with opening the session; [`crate::hygiene_wait_script`] waits.
     pub repo_hygiene: bool,
     /// When set, pid 1 exits this long after the start and Docker removes the container, so
@@ -162,7 +166,7 @@ impl ContainerConfig {
         ContainerCreateBody {
             image: Some(self.image.clone()),
             labels: Some(labels),
-            working_dir: Some("/testbed".to_string()),
+            working_dir: Some(REPO_ROOT.to_string()),
             // Both set explicitly, so neither the image's ENTRYPOINT nor its CMD leaks in.
             entrypoint: Some(vec!["/bin/sh".to_string()]),
             cmd: Some(self.command()),
@@ -377,13 +381,13 @@ type ExecStream = std::pin::Pin<
     Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
 >;
 
-/// After a timeout kill: collect what is still in flight, for at most [`KILL_GRACE`].
+/// After a timeout kill: collect what is still in flight, for at most [`DRAIN_GRACE`].
 async fn drain_after_kill(
     mut stream: ExecStream,
     mut reader: ExecReader,
     started: Instant,
 ) -> ExecOutput {
-    let grace = tokio::time::sleep(KILL_GRACE);
+    let grace = tokio::time::sleep(DRAIN_GRACE);
     tokio::pin!(grace);
     loop {
         tokio::select! {

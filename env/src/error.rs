@@ -1,46 +1,67 @@
-//! The one error type of the crate. Every variant says what went wrong and, where there is
-//! one, what the user can do about it.
+//! The error types of the crate. Every variant says what went wrong and, where there is one,
+//! what the user can do about it.
+//!
+//! Convention (as in the other library crates): each message is one line that already
+//! includes the text of its cause, and the cause is also kept as the error's
+//! [`std::error::Error::source`], so a caller can match on the kind and walk the chain. A
+//! chain printer that leaves out causes whose text is already on the line (the binary's
+//! `error_line`) prints each cause once; anyhow's `{:#}` would repeat them.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Errors from the Docker environment.
-///
-/// Each message is one line that already includes its cause (so `{:#}` in anyhow does not
-/// repeat it); the cause is kept in a field for callers that want to match on it.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
+    /// The daemon could not be reached (not running, wrong `DOCKER_HOST`, no permission).
     #[error("cannot reach the Docker daemon at {address}: {cause}; start it (e.g. `sudo systemctl start docker`)")]
     DaemonUnreachable {
+        /// `DOCKER_HOST`, or the default socket.
         address: String,
+        #[source]
         cause: bollard::errors::Error,
     },
 
+    /// A Docker API request failed.
     #[error("Docker request failed while {action}: {cause}")]
     Docker {
+        /// What was being done, e.g. `creating a container from image X`.
         action: String,
+        #[source]
         cause: bollard::errors::Error,
     },
 
+    /// The image is missing locally and could not be pulled.
     #[error("image {image} is not available locally and cannot be pulled ({reason}); provide it with `{hint}`")]
     ImageUnavailable {
         image: String,
-        reason: String,
+        #[source]
+        reason: PullFailure,
+        /// The command that provides the image (`docker pull ...`, `cwm-bench images ...`).
         hint: String,
     },
 
     #[error("debootstrap is not installed; run `apt-get install -y debootstrap`")]
     DebootstrapMissing,
 
+    /// A command (on the host or in a container) ran but failed; `detail` holds its exit
+    /// status and the end of its output.
     #[error("{what} failed: {detail}")]
     CommandFailed { what: String, detail: String },
 
     #[error("{path}: no such file in container {container}")]
-    FileNotFound { container: String, path: String },
+    FileNotFound {
+        /// The container's short (12 character) id.
+        container: String,
+        path: String,
+    },
 
     #[error("{path} in container {container} is {kind}, not a regular file")]
     NotAFile {
+        /// The container's short (12 character) id.
         container: String,
         path: String,
+        /// What is there instead, e.g. `a directory`.
         kind: String,
     },
 
@@ -51,17 +72,111 @@ pub enum EnvError {
         got: String,
     },
 
-    #[error("fixture dataset: {0}")]
-    Fixtures(String),
+    /// The bundled fixture dataset could not be loaded.
+    #[error("fixture dataset: {path}: {source}")]
+    FixtureDataset {
+        /// The `fixtures.jsonl` file.
+        path: PathBuf,
+        /// Boxed: it is large, and [`EnvError`] travels in every `Result` of the crate.
+        #[source]
+        source: Box<cwm_datasets::DatasetError>,
+    },
 
-    #[error("the shell session in container {container} could not be (re)started: {detail}")]
-    ShellUnavailable { container: String, detail: String },
+    /// A fixture task names an image outside the fixture image namespace.
+    #[error(
+        "fixture dataset: {instance_id}: image {image} is not of the form {prefix}<name>:latest",
+        prefix = crate::images::FIXTURE_PREFIX
+    )]
+    FixtureImageName { instance_id: String, image: String },
+
+    /// The persistent shell session could not be started or restarted.
+    #[error("the shell session in container {container} could not be (re)started: {cause}")]
+    ShellUnavailable {
+        /// The container's short (12 character) id.
+        container: String,
+        #[source]
+        cause: ShellFailure,
+    },
 
     #[error("{what} timed out after {after:?}")]
     Timeout { what: String, after: Duration },
 
+    /// A local I/O operation failed (temporary files, tar archives, locks).
     #[error("{what}: {cause}")]
-    Io { what: String, cause: std::io::Error },
+    Io {
+        /// What was being done, e.g. `creating /tmp/x`.
+        what: String,
+        #[source]
+        cause: std::io::Error,
+    },
+}
+
+/// Why a missing image could not be pulled ([`EnvError::ImageUnavailable`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PullFailure {
+    /// A `cwm-bench/...` image: it only ever exists when built on this machine.
+    #[error("it is built locally, never pulled")]
+    BuiltLocally,
+    /// The registry or the daemon refused the pull (boxed: it is large, and
+    /// [`EnvError`] travels in every `Result` of the crate).
+    #[error(transparent)]
+    Pull(Box<bollard::errors::Error>),
+}
+
+impl From<bollard::errors::Error> for PullFailure {
+    fn from(err: bollard::errors::Error) -> Self {
+        Self::Pull(Box::new(err))
+    }
+}
+
+/// Why the persistent shell session could not be (re)started ([`EnvError::ShellUnavailable`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ShellFailure {
+    /// The warden (the helper bash that kills on the session's behalf) did not start.
+    #[error("starting the warden: {0}")]
+    StartingWarden(#[source] WardenError),
+    /// The session's bash no longer reads its input (it died).
+    #[error("writing to bash: {0}")]
+    WritingToBash(#[source] std::io::Error),
+    /// bash ended before its first answer: the image may have no bash.
+    #[error("bash exited at start (is bash installed?)")]
+    ExitedAtStart,
+    /// bash gave no first answer within `after`.
+    #[error("bash did not answer within {} s", .after.as_secs())]
+    NoAnswerAtStart { after: Duration },
+    /// The session's start-up script (conda, `cd` to the repository) did not come back.
+    #[error("the start-up script did not finish")]
+    StartupUnfinished,
+    /// A command was sent while no bash was running.
+    #[error("no shell is running")]
+    NotRunning,
+    /// A warden request found no warden to send it to.
+    #[error("the warden could not be started")]
+    NoWarden,
+    /// A request to the warden failed; the warden is dropped and started afresh next time.
+    #[error("warden: {0}")]
+    Warden(#[source] WardenError),
+}
+
+/// A failed request to the warden bash ([`ShellFailure`]).
+#[derive(Debug, thiserror::Error)]
+pub enum WardenError {
+    /// Its bash could not be started.
+    #[error("{0}")]
+    Spawn(#[source] Box<EnvError>),
+    /// Its set-up answered something other than `ready`.
+    #[error("unexpected answer {0:?}")]
+    UnexpectedAnswer(String),
+    #[error("writing: {0}")]
+    Writing(#[source] std::io::Error),
+    #[error("reading: {0}")]
+    Reading(#[source] bollard::errors::Error),
+    /// No answer line within `after`.
+    #[error("no answer within {} s", .after.as_secs())]
+    NoAnswer { after: Duration },
+    /// Its bash exited.
+    #[error("it exited")]
+    Exited,
 }
 
 impl EnvError {

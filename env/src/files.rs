@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 
 use crate::container::short;
 use crate::error::is_not_found;
-use crate::{Container, EnvError};
+use crate::{Container, EnvError, REPO_ROOT};
 
 /// Symlinks followed at most this deep when reading.
 const MAX_LINK_DEPTH: usize = 8;
@@ -22,10 +22,10 @@ const GO_MODE_DIR: u32 = 1 << 31;
 /// Go's `os.ModeSymlink`.
 const GO_MODE_SYMLINK: u32 = 1 << 27;
 
-/// Makes `path` absolute (relative paths are relative to `/testbed`, the working dir) and
+/// Makes `path` absolute (relative paths are relative to [`REPO_ROOT`], the working dir) and
 /// resolves `.` and `..` lexically.
 pub fn container_path(path: &str) -> String {
-    let joined = Path::new("/testbed").join(path);
+    let joined = Path::new(REPO_ROOT).join(path);
     let mut clean = PathBuf::from("/");
     for part in joined.components() {
         match part {
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn paths_are_absolute_and_clean() {
-        assert_eq!(container_path("a/b.py"), "/testbed/a/b.py");
+        assert_eq!(container_path("a/b.py"), format!("{REPO_ROOT}/a/b.py"));
         assert_eq!(container_path("/tmp/../etc/./x"), "/etc/x");
         assert_eq!(container_path("../../.."), "/");
     }

@@ -1,8 +1,13 @@
 //! Repo hygiene before an episode: the model must not be able to see the fix.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use crate::{Container, EnvError};
+use crate::{Container, EnvError, REPO_ROOT};
+
+/// How long the repo hygiene may take, whether run by [`prepare_repo`] or waited for by
+/// [`hygiene_wait_script`]: a repack of a large repository takes seconds, never minutes.
+pub const HYGIENE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Leaves only the history reachable from the checked-out commit: no remotes, no other
 /// branches, no tags or other refs (stash and notes included), no reflog; unreachable
@@ -11,9 +16,11 @@ use crate::{Container, EnvError};
 /// graphs and packs refs) is avoided.
 /// Trust comes from the command line, not ~/.gitconfig: the bash session may be starting
 /// at the same time and writes that file.
-const HYGIENE_SCRIPT: &str = r#"set -eu
-cd /testbed
-git() { command git -c safe.directory=/testbed "$@"; }
+static HYGIENE_SCRIPT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"set -eu
+cd {REPO_ROOT}
+git() {{ command git -c safe.directory={REPO_ROOT} "$@"; }}
 for remote in $(git remote); do
     git remote remove "$remote"
 done
@@ -29,9 +36,11 @@ fi
 git repack -a -d -q
 git prune --expire=now
 # The repo as the episode finds it (see START_BASE_FILE and UNTRACKED_AT_START_FILE).
-git rev-parse HEAD >/tmp/.cwm-bench-base
-git ls-files -z --others --exclude-standard >/tmp/.cwm-bench-untracked
-"#;
+git rev-parse HEAD >{START_BASE_FILE}
+git ls-files -z --others --exclude-standard >{UNTRACKED_AT_START_FILE}
+"#
+    )
+});
 
 /// The commit checked out when the episode started (the base commit), recorded by the
 /// hygiene: `submit` checks patches against it even after the model commits.
@@ -50,20 +59,23 @@ const LOG_FILE: &str = "/tmp/.cwm-bench-hygiene.log";
 /// repo and record how it went (the status file last, by rename).
 pub(crate) fn startup_command() -> String {
     format!(
-        "( {HYGIENE_SCRIPT} ) >{LOG_FILE} 2>&1; echo $? >{STATUS_FILE}.part && mv {STATUS_FILE}.part {STATUS_FILE}"
+        "( {} ) >{LOG_FILE} 2>&1; echo $? >{STATUS_FILE}.part && mv {STATUS_FILE}.part {STATUS_FILE}",
+        *HYGIENE_SCRIPT
     )
 }
 
 /// A command for the container's bash session that waits for the start-up hygiene (up to
-/// five minutes), prints the end of its output, and exits with its status. It runs in a
-/// subshell, so the session itself is untouched; the status files are removed.
+/// [`HYGIENE_TIMEOUT`]), prints the end of its output, and exits with its status. It runs in
+/// a subshell, so the session itself is untouched; the status files are removed.
 pub fn hygiene_wait_script() -> String {
+    // One poll every 10 ms.
+    let polls = HYGIENE_TIMEOUT.as_millis() / 10;
     format!(
         r#"(
     waited=0
     until [ -e {STATUS_FILE} ]; do
         waited=$((waited + 1))
-        if [ "$waited" -gt 30000 ]; then echo "the repo hygiene did not finish"; exit 124; fi
+        if [ "$waited" -gt {polls} ]; then echo "the repo hygiene did not finish"; exit 124; fi
         sleep 0.01
     done
     status=$(cat {STATUS_FILE})
@@ -84,7 +96,7 @@ pub fn check_hygiene(
         return Ok(());
     }
     Err(EnvError::CommandFailed {
-        what: "cleaning the git history in /testbed".to_string(),
+        what: format!("cleaning the git history in {REPO_ROOT}"),
         detail: format!(
             "exit code {:?}{}: {}",
             exit_code,
@@ -94,12 +106,11 @@ pub fn check_hygiene(
     })
 }
 
-/// Cleans the repository at `/testbed` (see [`HYGIENE_SCRIPT`]). Afterwards `git log --all`
-/// shows nothing newer than the base commit. Safe to run while a [`crate::Shell`] opens.
+/// Cleans the repository at [`REPO_ROOT`] (`HYGIENE_SCRIPT` says what is removed), within
+/// [`HYGIENE_TIMEOUT`]. Afterwards `git log --all` shows nothing newer than the base commit.
+/// Safe to run while a [`crate::Shell`] opens.
 pub async fn prepare_repo(container: &Container) -> Result<(), EnvError> {
-    let result = container
-        .exec(HYGIENE_SCRIPT, Duration::from_secs(300))
-        .await?;
+    let result = container.exec(&HYGIENE_SCRIPT, HYGIENE_TIMEOUT).await?;
     check_hygiene(result.exit_code, result.timed_out, &result.output)
 }
 

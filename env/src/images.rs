@@ -13,27 +13,30 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::container::{INSTANCE_LABEL, RUN_LABEL};
-use crate::error::is_not_found;
+use crate::error::{is_not_found, PullFailure};
 use crate::hygiene::last_lines;
 use crate::lock::FileLock;
-use crate::{Container, ContainerConfig, EnvError};
+use crate::{Container, ContainerConfig, EnvError, CONDA_ACTIVATE, DEFAULT_PATH, REPO_ROOT};
 
 /// Label on fixture images: a digest of everything they were built from.
 pub const INPUTS_LABEL: &str = "cwm-bench.inputs";
 /// Repository prefix of fixture images: `cwm-bench/fixture.<name>:latest`.
-const FIXTURE_PREFIX: &str = "cwm-bench/fixture.";
+pub(crate) const FIXTURE_PREFIX: &str = "cwm-bench/fixture.";
 /// Bumped whenever the way fixture images are built changes, so existing ones are rebuilt.
 const FIXTURE_RECIPE: &str = "fixture-recipe-2";
 /// One lock for all image builds on this machine.
 const LOCK_NAME: &str = "cwm-bench-images.lock";
 /// Importing a few hundred MB or committing can exceed bollard's default 2-minute timeout.
 const IMAGE_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
-/// Debian's usual PATH: `docker import` sets none.
-const IMAGE_CHANGES: &[&str] = &[
-    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "ENV LANG=C.UTF-8",
-    "CMD [\"/bin/bash\"]",
-];
+/// The Dockerfile instructions applied to the imported root filesystem: Debian's usual
+/// PATH ([`DEFAULT_PATH`]; `docker import` sets none), a UTF-8 locale, bash as the command.
+fn image_changes() -> Vec<String> {
+    vec![
+        format!("ENV PATH={DEFAULT_PATH}"),
+        "ENV LANG=C.UTF-8".to_string(),
+        "CMD [\"/bin/bash\"]".to_string(),
+    ]
+}
 
 /// Whether `image` exists locally.
 pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool, EnvError> {
@@ -64,19 +67,19 @@ pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), EnvError> 
     if image_exists(docker, image).await? {
         return Ok(());
     }
-    let unavailable = |reason: String| EnvError::ImageUnavailable {
+    let unavailable = |reason: PullFailure| EnvError::ImageUnavailable {
         image: image.to_string(),
         reason,
         hint: image_hint(image),
     };
     if image.starts_with("cwm-bench/") {
-        return Err(unavailable("it is built locally, never pulled".to_string()));
+        return Err(unavailable(PullFailure::BuiltLocally));
     }
-    pull(docker, image).await.map_err(unavailable)
+    pull(docker, image).await.map_err(|e| unavailable(e.into()))
 }
 
 /// Pulls `image`, drawing a progress bar on a terminal.
-async fn pull(docker: &Docker, image: &str) -> Result<(), String> {
+async fn pull(docker: &Docker, image: &str) -> Result<(), bollard::errors::Error> {
     let (repo, tag) = split_tag(image);
     let options = CreateImageOptionsBuilder::new()
         .from_image(repo)
@@ -90,7 +93,7 @@ async fn pull(docker: &Docker, image: &str) -> Result<(), String> {
             Ok(info) => progress.update(&info),
             Err(err) => {
                 progress.bar.abandon();
-                return Err(err.to_string());
+                return Err(err);
             }
         }
     }
@@ -212,10 +215,11 @@ async fn run_debootstrap(debootstrap: &Path, rootfs: &Path) -> Result<(), EnvErr
 
 /// Adds the conda shim and drops the downloaded .deb files (about 100 MB).
 fn finish_rootfs(rootfs: &Path) -> Result<(), EnvError> {
-    let shim_dir = rootfs.join("opt/miniconda3/bin");
-    std::fs::create_dir_all(&shim_dir)
-        .map_err(EnvError::io(format!("creating {}", shim_dir.display())))?;
-    let shim = shim_dir.join("activate");
+    let shim = rootfs.join(CONDA_ACTIVATE.trim_start_matches('/'));
+    if let Some(shim_dir) = shim.parent() {
+        std::fs::create_dir_all(shim_dir)
+            .map_err(EnvError::io(format!("creating {}", shim_dir.display())))?;
+    }
     std::fs::write(&shim, fixtures::CONDA_SHIM)
         .map_err(EnvError::io(format!("writing {}", shim.display())))?;
     let archives = rootfs.join("var/cache/apt/archives");
@@ -249,7 +253,7 @@ async fn import_rootfs(docker: &Docker, rootfs: &Path, image: &str) -> Result<()
         .from_src("-")
         .repo(repo)
         .tag(tag)
-        .changes(IMAGE_CHANGES.iter().map(|c| c.to_string()).collect())
+        .changes(image_changes())
         .build();
     let body = bollard::body_try_stream(read_chunks(stdout));
     let docker = docker.clone().with_timeout(IMAGE_REQUEST_TIMEOUT);
@@ -307,8 +311,10 @@ pub async fn build_fixture_images_report(docker: &Docker) -> Result<Vec<FixtureI
     let base = build_base_image(docker).await?;
     let base_id = image_id(docker, &base).await?;
     let path = fixtures::fixtures_jsonl();
-    let instances = cwm_datasets::load(&path)
-        .map_err(|e| EnvError::Fixtures(format!("{}: {e}", path.display())))?;
+    let instances = cwm_datasets::load(&path).map_err(|e| EnvError::FixtureDataset {
+        path,
+        source: Box::new(e),
+    })?;
     let _lock = FileLock::acquire(LOCK_NAME).await?;
     let mut images = Vec::new();
     for instance in &instances {
@@ -368,11 +374,9 @@ impl Fixture {
         let name = image
             .strip_prefix(FIXTURE_PREFIX)
             .and_then(|rest| rest.strip_suffix(":latest"))
-            .ok_or_else(|| {
-                EnvError::Fixtures(format!(
-                    "{}: image {image} is not of the form {FIXTURE_PREFIX}<name>:latest",
-                    instance.instance_id
-                ))
+            .ok_or_else(|| EnvError::FixtureImageName {
+                instance_id: instance.instance_id.clone(),
+                image: image.clone(),
             })?
             .to_string();
         let dir = fixtures::fixtures_dir().join(&name);
@@ -384,17 +388,19 @@ impl Fixture {
         })
     }
 
-    /// Every file that goes into the image, as (path in the container, host path).
+    /// Every file that goes into the image, as (path in the container relative to `/`, host
+    /// path).
     fn inputs(&self) -> Result<Vec<(String, PathBuf)>, EnvError> {
         let repo = self.dir.join("repo");
         let mut files = Vec::new();
         collect_files(&repo, &repo, &mut files)?;
+        let root = REPO_ROOT.trim_start_matches('/');
         let mut inputs: Vec<(String, PathBuf)> = files
             .into_iter()
-            .map(|(rel, host)| (format!("testbed/{rel}"), host))
+            .map(|(rel, host)| (format!("{root}/{rel}"), host))
             .collect();
         for patch in ["gold.patch", "test.patch"] {
-            inputs.push((format!("testbed/.fixture/{patch}"), self.dir.join(patch)));
+            inputs.push((format!("{root}/.fixture/{patch}"), self.dir.join(patch)));
         }
         let init = fixtures::fixtures_dir().join("init_repo.sh");
         inputs.push(("tmp/init_repo.sh".to_string(), init));
@@ -448,7 +454,7 @@ impl Fixture {
         let archive = self.input_tar()?;
         upload_archive(container, archive, &format!("fixture {}", self.name)).await?;
         let script = format!(
-            "bash /tmp/init_repo.sh /testbed {} && rm -f /tmp/init_repo.sh",
+            "bash /tmp/init_repo.sh {REPO_ROOT} {} && rm -f /tmp/init_repo.sh",
             self.name
         );
         let result = container.exec(&script, Duration::from_secs(300)).await?;
@@ -539,7 +545,7 @@ pub(crate) async fn commit_image(
         // `[""]` resets the build container's `sleep` entrypoint (an empty list would not).
         entrypoint: Some(vec![String::new()]),
         cmd: Some(vec!["/bin/bash".to_string()]),
-        working_dir: Some("/testbed".to_string()),
+        working_dir: Some(REPO_ROOT.to_string()),
         ..Default::default()
     };
     container

@@ -9,6 +9,7 @@ mod files;
 mod hygiene;
 mod images;
 mod killer;
+mod layout;
 mod lock;
 mod output;
 mod repo_image;
@@ -20,15 +21,17 @@ pub use container::{
     ExecOutput, INSTANCE_LABEL, RUN_LABEL,
 };
 pub use docker::connect;
-pub use error::EnvError;
+pub use error::{EnvError, PullFailure, ShellFailure, WardenError};
 pub use files::container_path;
 pub use hygiene::{
-    check_hygiene, hygiene_wait_script, prepare_repo, START_BASE_FILE, UNTRACKED_AT_START_FILE,
+    check_hygiene, hygiene_wait_script, prepare_repo, HYGIENE_TIMEOUT, START_BASE_FILE,
+    UNTRACKED_AT_START_FILE,
 };
 pub use images::{
     build_base_image, build_fixture_images, build_fixture_images_report, ensure_image,
     image_exists, FixtureImage, INPUTS_LABEL,
 };
+pub use layout::{CONDA_ACTIVATE, CONDA_ENV, DEFAULT_PATH, REPO_ROOT};
 pub use output::CUT_MARKER;
 pub use repo_image::build_repo_image;
 pub use shell::{Shell, ShellConfig, ShellOutput, SESSION_MARK_VAR};

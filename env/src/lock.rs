@@ -18,7 +18,7 @@ impl FileLock {
         let locked = tokio::task::spawn_blocking(move || lock_file(&path)).await;
         match locked {
             Ok(result) => result.map_err(EnvError::io(what)),
-            Err(join) => Err(EnvError::io(what)(std::io::Error::other(join.to_string()))),
+            Err(join) => Err(EnvError::io(what)(std::io::Error::other(join))),
         }
     }
 }

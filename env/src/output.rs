@@ -2,7 +2,10 @@
 
 use std::collections::VecDeque;
 
-/// The marker put where output was cut.
+/// The marker put, on a line of its own, where a command's output was cut to the session's
+/// byte limit (CWM's `[...]`). The built-in prompt profile's `observation.cut_marker`, which
+/// marks the token cut of an observation, is the same text (a unit test of `cwm-tools`
+/// checks it); a user profile may change that one only.
 pub const CUT_MARKER: &str = "[...]";
 
 /// Holds at most `head_cap + tail_cap` bytes however much is pushed, so a command like
@@ -53,7 +56,7 @@ impl Capped {
         self.total > (self.head.len() + self.tail.len()) as u64
     }
 
-    /// The text, with `[...]` where bytes were dropped; invalid UTF-8 is dropped, as CWM's
+    /// The text, with [`CUT_MARKER`] where bytes were dropped; invalid UTF-8 is dropped, as CWM's
     /// session decodes with `errors="ignore"`.
     pub(crate) fn into_text(self) -> (String, bool) {
         let truncated = self.truncated();
@@ -108,7 +111,7 @@ mod tests {
             c.push(chunk);
         }
         assert_eq!(c.total(), 16);
-        assert_eq!(c.into_text(), ("012\n[...]\ndef".to_string(), true));
+        assert_eq!(c.into_text(), (format!("012\n{CUT_MARKER}\ndef"), true));
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::{Container, ContainerConfig, Docker, EnvError};
+use crate::{Container, ContainerConfig, Docker, EnvError, REPO_ROOT};
 
-/// Builds `image` from `base` with `repo_dir` (history included) at `/testbed`.
+/// Builds `image` from `base` with `repo_dir` (history included) at [`REPO_ROOT`].
 /// The build container is removed whatever happens.
 pub async fn build_repo_image(
     docker: &Docker,
@@ -36,7 +36,7 @@ fn pack_dir(dir: &Path) -> Result<Vec<u8>, EnvError> {
     let pack = || -> std::io::Result<Vec<u8>> {
         let mut builder = tar::Builder::new(Vec::new());
         builder.follow_symlinks(false);
-        builder.append_dir_all("testbed", dir)?;
+        builder.append_dir_all(REPO_ROOT.trim_start_matches('/'), dir)?;
         builder.into_inner()
     };
     pack().map_err(EnvError::io(format!("packing {}", dir.display())))

@@ -15,6 +15,7 @@
 //! the result says `restarted`.
 
 use std::pin::Pin;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
@@ -24,12 +25,17 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::container::short;
+use crate::error::{ShellFailure, WardenError};
 use crate::killer::KILLER_FN;
 use crate::output::Capped;
-use crate::{Container, EnvError};
+use crate::{Container, EnvError, CONDA_ACTIVATE, CONDA_ENV, REPO_ROOT};
 
-/// After killing a timed-out command, how long bash gets to print its sentinel.
-const KILL_GRACE: Duration = Duration::from_millis(1500);
+/// After the warden killed a command (at its timeout, or for printing too much), how long
+/// the session's bash gets to print its sentinel before the session counts as hung and is
+/// restarted. Not the one-shot exec's `DRAIN_GRACE` (container.rs): here bash itself
+/// survives the kill and answers within milliseconds once its child is gone, and the model
+/// waits on this after every timed-out command, so it is kept short.
+const SENTINEL_GRACE: Duration = Duration::from_millis(1500);
 /// While a command runs, how often we check that bash is still alive (a dead bash whose
 /// background jobs still hold the pipe open would otherwise look like a long command).
 const ALIVE_POLL: Duration = Duration::from_secs(1);
@@ -60,26 +66,30 @@ const SESSION_ENV: &[(&str, &str)] = &[
     ("DEBIAN_FRONTEND", "noninteractive"),
 ];
 
-/// Runs once in each fresh bash: the SWE-bench environment, then the repo.
-const SESSION_INIT: &str = r#"if [ -f /opt/miniconda3/bin/activate ]; then
-    source /opt/miniconda3/bin/activate && conda activate testbed
+/// Runs once in each fresh bash: the SWE-bench environment, then the repo at [`REPO_ROOT`].
+static SESSION_INIT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"if [ -f {CONDA_ACTIVATE} ]; then
+    source {CONDA_ACTIVATE} && conda activate {CONDA_ENV}
 fi
-cd /testbed 2>/dev/null || cd /
-# Trust /testbed in ~/.gitconfig, as `git config --global --add safe.directory` would, with
+cd {REPO_ROOT} 2>/dev/null || cd /
+# Trust {REPO_ROOT} in ~/.gitconfig, as `git config --global --add safe.directory` would, with
 # builtins only: three git processes here cost ~20 ms of every session start.
 __cwm_trusted=0
 if [ -r "$HOME/.gitconfig" ]; then
     while IFS= read -r __cwm_line; do
-        case "$__cwm_line" in *"directory = /testbed") __cwm_trusted=1 ;; esac
+        case "$__cwm_line" in *"directory = {REPO_ROOT}") __cwm_trusted=1 ;; esac
     done < "$HOME/.gitconfig"
 fi
-[ "$__cwm_trusted" = 1 ] || builtin printf '[safe]\n\tdirectory = /testbed\n' >> "$HOME/.gitconfig"
+[ "$__cwm_trusted" = 1 ] || builtin printf '[safe]\n\tdirectory = {REPO_ROOT}\n' >> "$HOME/.gitconfig"
 unset __cwm_trusted __cwm_line
 # Full-screen editors wait for keys that never come; say so at once instead of at the timeout.
 for editor in vi vim view nano emacs; do
-    eval "$editor() { echo \"$editor: no terminal in this session; edit files with the edit tool, sed or python\" >&2; return 1; }"
+    eval "$editor() {{ echo \"$editor: no terminal in this session; edit files with the edit tool, sed or python\" >&2; return 1; }}"
 done
-"#;
+"#
+    )
+});
 
 /// How a session is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,9 +104,11 @@ pub struct ShellConfig {
 }
 
 impl Default for ShellConfig {
+    /// CWM's output limit ([`cwm_protocol::Budgets::default`]'s `output_limit_bytes`), no
+    /// extra environment variables, and a 64 MiB kill threshold.
     fn default() -> Self {
         ShellConfig {
-            output_limit_bytes: 480 * 1024,
+            output_limit_bytes: cwm_protocol::Budgets::default().output_limit_bytes,
             env: Vec::new(),
             kill_after_bytes: 64 * 1024 * 1024,
         }
@@ -265,8 +277,7 @@ impl Shell {
         };
         let (warden, spawned) =
             tokio::join!(warden, spawn_bash(&self.docker, &self.container_id, env));
-        let warden =
-            warden.map_err(|detail| self.unavailable(&format!("starting the warden: {detail}")))?;
+        let warden = warden.map_err(|e| self.unavailable(ShellFailure::StartingWarden(e)))?;
         self.warden = Some(warden);
         let (input, output) = spawned?;
         let mut bash = Bash {
@@ -283,7 +294,7 @@ impl Shell {
         self.main = Some(bash);
         let init = self.run_init().await?;
         if !init.healthy {
-            return Err(self.unavailable("the start-up script did not finish"));
+            return Err(self.unavailable(ShellFailure::StartupUnfinished));
         }
         Ok(())
     }
@@ -292,7 +303,7 @@ impl Shell {
     async fn handshake(&mut self, bash: &mut Bash, hello: &str) -> Result<i32, EnvError> {
         write_line(&mut bash.input, hello)
             .await
-            .map_err(|e| self.unavailable(&format!("writing to bash: {e}")))?;
+            .map_err(|e| self.unavailable(ShellFailure::WritingToBash(e)))?;
         let mut scanner = Scanner::new(self.token());
         let mut sink = Capped::new(4096);
         let read = async {
@@ -305,13 +316,15 @@ impl Shell {
         };
         match tokio::time::timeout(START_TIMEOUT, read).await {
             Ok(Some(pid)) => Ok(pid),
-            Ok(None) => Err(self.unavailable("bash exited at start (is bash installed?)")),
-            Err(_) => Err(self.unavailable("bash did not answer within 60 s")),
+            Ok(None) => Err(self.unavailable(ShellFailure::ExitedAtStart)),
+            Err(_) => Err(self.unavailable(ShellFailure::NoAnswerAtStart {
+                after: START_TIMEOUT,
+            })),
         }
     }
 
     async fn run_init(&mut self) -> Result<Ending, EnvError> {
-        let line = command_line(SESSION_INIT, &self.token_a, &self.token_b, false);
+        let line = command_line(&SESSION_INIT, &self.token_a, &self.token_b, false);
         self.send(&line).await?;
         let mut sink = Capped::new(64 * 1024);
         let ending = self
@@ -331,11 +344,11 @@ impl Shell {
 
     async fn send(&mut self, line: &str) -> Result<(), EnvError> {
         let Some(main) = self.main.as_mut() else {
-            return Err(self.unavailable("no shell is running"));
+            return Err(self.unavailable(ShellFailure::NotRunning));
         };
         if let Err(err) = write_line(&mut main.input, line).await {
             self.main = None;
-            return Err(self.unavailable(&format!("writing to bash: {err}")));
+            return Err(self.unavailable(ShellFailure::WritingToBash(err)));
         }
         Ok(())
     }
@@ -343,7 +356,7 @@ impl Shell {
     /// Reads the session's output up to the sentinel, enforcing the deadline and output cap.
     async fn collect(&mut self, out: &mut Capped, deadline: Instant) -> Result<Ending, EnvError> {
         let Some(mut main) = self.main.take() else {
-            return Err(self.unavailable("no shell is running"));
+            return Err(self.unavailable(ShellFailure::NotRunning));
         };
         let ending = self.collect_from(&mut main, out, deadline).await;
         // Put it back even when unhealthy: restart() needs its pid to kill its session.
@@ -467,13 +480,13 @@ impl Shell {
     async fn warden_request(&mut self, request: &str) -> Result<String, EnvError> {
         self.ensure_warden().await?;
         let Some(warden) = self.warden.as_mut() else {
-            return Err(self.unavailable("the warden could not be started"));
+            return Err(self.unavailable(ShellFailure::NoWarden));
         };
         match warden.request(request).await {
             Ok(answer) => Ok(answer),
-            Err(detail) => {
+            Err(err) => {
                 self.warden = None;
-                Err(self.unavailable(&format!("warden: {detail}")))
+                Err(self.unavailable(ShellFailure::Warden(err)))
             }
         }
     }
@@ -482,7 +495,7 @@ impl Shell {
         if self.warden.is_none() {
             let warden = Warden::start(&self.docker, &self.container_id)
                 .await
-                .map_err(|detail| self.unavailable(&format!("starting the warden: {detail}")))?;
+                .map_err(|e| self.unavailable(ShellFailure::StartingWarden(e)))?;
             self.warden = Some(warden);
         }
         Ok(())
@@ -495,10 +508,10 @@ impl Shell {
         token
     }
 
-    fn unavailable(&self, detail: &str) -> EnvError {
+    fn unavailable(&self, cause: ShellFailure) -> EnvError {
         EnvError::ShellUnavailable {
             container: short(&self.container_id).to_string(),
-            detail: detail.to_string(),
+            cause,
         }
     }
 }
@@ -531,7 +544,7 @@ impl Kill {
     fn now(timed_out: bool) -> Kill {
         Kill {
             timed_out,
-            grace: Instant::now() + KILL_GRACE,
+            grace: Instant::now() + SENTINEL_GRACE,
         }
     }
 }
@@ -563,10 +576,10 @@ struct Warden {
 }
 
 impl Warden {
-    async fn start(docker: &Docker, container_id: &str) -> Result<Warden, String> {
+    async fn start(docker: &Docker, container_id: &str) -> Result<Warden, WardenError> {
         let (input, output) = spawn_bash(docker, container_id, Vec::new())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| WardenError::Spawn(Box::new(e)))?;
         let mut warden = Warden {
             input,
             output,
@@ -575,21 +588,23 @@ impl Warden {
         let setup = format!("{KILLER_FN}builtin printf 'ready\\n'\n");
         match warden.request(&setup).await?.as_str() {
             "ready" => Ok(warden),
-            other => Err(format!("unexpected answer {other:?}")),
+            other => Err(WardenError::UnexpectedAnswer(other.to_string())),
         }
     }
 
-    async fn request(&mut self, line: &str) -> Result<String, String> {
+    async fn request(&mut self, line: &str) -> Result<String, WardenError> {
         write_line(&mut self.input, line)
             .await
-            .map_err(|e| format!("writing: {e}"))?;
+            .map_err(WardenError::Writing)?;
         match tokio::time::timeout(WARDEN_TIMEOUT, self.read_line()).await {
             Ok(result) => result,
-            Err(_) => Err("no answer within 15 s".to_string()),
+            Err(_) => Err(WardenError::NoAnswer {
+                after: WARDEN_TIMEOUT,
+            }),
         }
     }
 
-    async fn read_line(&mut self) -> Result<String, String> {
+    async fn read_line(&mut self) -> Result<String, WardenError> {
         loop {
             if let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=newline).collect();
@@ -598,8 +613,8 @@ impl Warden {
             match self.output.next().await {
                 Some(Ok(LogOutput::StdOut { message })) => self.pending.extend_from_slice(&message),
                 Some(Ok(_)) => {} // stderr: diagnostics of kill/read races, not answers
-                Some(Err(e)) => return Err(format!("reading: {e}")),
-                None => return Err("it exited".to_string()),
+                Some(Err(e)) => return Err(WardenError::Reading(e)),
+                None => return Err(WardenError::Exited),
             }
         }
     }

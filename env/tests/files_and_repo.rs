@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use cwm_env::{Container, EnvError};
+use cwm_env::{Container, EnvError, REPO_ROOT};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -46,14 +46,14 @@ async fn files_round_trip_binary_safe_and_large() {
     let size = sh(&container, "stat -c %s /tmp/deep/new/dir/big.bin").await;
     assert_eq!(size.trim(), big.len().to_string());
 
-    // Relative paths are under /testbed; empty files and odd names work.
+    // Relative paths are under the repository root; empty files and odd names work.
     container
         .write_file("notes/empty file.txt", b"")
         .await
         .unwrap();
     assert_eq!(
         container
-            .read_file("/testbed/notes/empty file.txt")
+            .read_file(&format!("{REPO_ROOT}/notes/empty file.txt"))
             .await
             .unwrap(),
         b""
@@ -74,7 +74,11 @@ async fn files_round_trip_binary_safe_and_large() {
         "755\nbye\n"
     );
     assert_eq!(
-        sh(&container, "stat -c %a '/testbed/notes/empty file.txt'").await,
+        sh(
+            &container,
+            &format!("stat -c %a '{REPO_ROOT}/notes/empty file.txt'")
+        )
+        .await,
         "644\n"
     );
 
@@ -102,9 +106,9 @@ async fn files_round_trip_binary_safe_and_large() {
         matches!(missing, EnvError::FileNotFound { .. }),
         "{missing}"
     );
-    let dir = container.read_file("/testbed").await.unwrap_err();
+    let dir = container.read_file(REPO_ROOT).await.unwrap_err();
     assert!(matches!(dir, EnvError::NotAFile { .. }), "{dir}");
-    assert!(container.write_file("/testbed", b"x").await.is_err());
+    assert!(container.write_file(REPO_ROOT, b"x").await.is_err());
 
     container.remove().await.unwrap();
     assert_no_leftovers(&docker, &run).await;
@@ -206,7 +210,7 @@ async fn hygiene_at_container_start_removes_the_upstream_future() {
     let lines: Vec<&str> = log.output.lines().collect();
     assert_eq!(
         lines,
-        [instance.base_commit.as_str(), "0", "/testbed"],
+        [instance.base_commit.as_str(), "0", REPO_ROOT],
         "{}",
         log.output
     );

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use cwm_env::{Container, ContainerConfig};
+use cwm_env::{Container, ContainerConfig, REPO_ROOT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_are_labelled_limited_and_isolated() {
@@ -24,7 +24,7 @@ async fn containers_are_labelled_limited_and_isolated() {
         labels.get("cwm-bench.instance").map(String::as_str),
         Some("test")
     );
-    assert_eq!(config.working_dir.as_deref(), Some("/testbed"));
+    assert_eq!(config.working_dir.as_deref(), Some(REPO_ROOT));
     let host = inspect.host_config.unwrap();
     assert_eq!(host.network_mode.as_deref(), Some("none"));
     assert_eq!(host.memory, Some(4 << 30));
@@ -34,7 +34,7 @@ async fn containers_are_labelled_limited_and_isolated() {
         .exec("ls /sys/class/net; pwd", Duration::from_secs(10))
         .await
         .unwrap();
-    assert_eq!(out.output, "lo\n/testbed\n");
+    assert_eq!(out.output, format!("lo\n{REPO_ROOT}\n"));
     container.remove().await.unwrap();
     assert_no_leftovers(&docker, &run).await;
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use cwm_env::{Container, Shell, ShellConfig, ShellOutput};
+use cwm_env::{Container, Shell, ShellConfig, ShellOutput, CONDA_ENV, REPO_ROOT};
 
 const SHORT: Duration = Duration::from_secs(3);
 const SLACK: Duration = Duration::from_secs(2);
@@ -70,7 +70,10 @@ async fn state_persists_and_the_environment_is_non_interactive() {
         "pwd; echo $PAGER $GIT_PAGER $TERM $CONDA_DEFAULT_ENV",
     )
     .await;
-    assert_eq!(out.output, "/testbed\ncat cat dumb testbed\n");
+    assert_eq!(
+        out.output,
+        format!("{REPO_ROOT}\ncat cat dumb {CONDA_ENV}\n")
+    );
     assert!(!out.restarted);
     run(
         &mut shell,
@@ -82,7 +85,7 @@ async fn state_persists_and_the_environment_is_non_interactive() {
         "pwd; echo $FOO; greet x; git config --global --get-all safe.directory",
     )
     .await;
-    assert_eq!(out.output, "/tmp\nbar\nhi-x\n/testbed\n");
+    assert_eq!(out.output, format!("/tmp\nbar\nhi-x\n{REPO_ROOT}\n"));
     let out = run(
         &mut shell,
         "echo a; echo b >&2; echo c; exit_code_test() { return 3; }; exit_code_test",
@@ -108,12 +111,16 @@ async fn state_persists_and_the_environment_is_non_interactive() {
     );
     let out = run(&mut shell, "read -r x; echo \"read=$x rc=$?\"").await;
     assert_eq!(out.output, "read= rc=1\n");
-    let out = run(&mut shell, "cd /testbed && git log --oneline | head -1").await;
+    let out = run(
+        &mut shell,
+        &format!("cd {REPO_ROOT} && git log --oneline | head -1"),
+    )
+    .await;
     assert!(out.output.contains("Initial commit"), "{out:?}");
     // A fresh session trusts the repo again without adding a second entry.
     shell.restart().await.unwrap();
     let out = run(&mut shell, "git config --global --get-all safe.directory").await;
-    assert_eq!(out.output, "/testbed\n");
+    assert_eq!(out.output, format!("{REPO_ROOT}\n"));
     drop(shell);
     container.remove().await.unwrap();
     assert_no_leftovers(&docker, &run_label).await;
@@ -196,7 +203,10 @@ async fn hostile_commands_return_and_leave_the_session_usable() {
     let out = hostile(&mut shell, "sleep 1000 & exit 4", SHORT).await;
     assert!(out.restarted, "{out:?}");
     // After a restart the session is set up again.
-    assert_eq!(run(&mut shell, "pwd").await.output, "/testbed\n");
+    assert_eq!(
+        run(&mut shell, "pwd").await.output,
+        format!("{REPO_ROOT}\n")
+    );
     let out = hostile(&mut shell, "while true; do :; done", SHORT).await;
     assert!(out.timed_out && out.restarted, "{out:?}");
     // Every other process dies, the warden too; the container idles on, and a timeout

@@ -36,12 +36,16 @@ const RESET_TREE: &str = "git checkout -- . ; git clean -fd";
 /// Applying a patch is quick; this only bounds a wedged `git`.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long an eval script may run before its tests count as timed out: the official
+/// harness's default (`--timeout 1800`, in seconds). [`EvalOptions::new`] starts from it.
+pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(1800);
+
 /// How instances are evaluated.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
     /// Labels every container, so `cwm-bench clean` can find leftovers.
     pub run_id: String,
-    /// For the eval script (upstream's default is 1800 s).
+    /// For the eval script ([`DEFAULT_EVAL_TIMEOUT`], upstream's 1800 s, by default).
     pub timeout: Duration,
     /// Docker's default network (upstream's behaviour); when off, pip is told not to use an
     /// index or build isolation, so reinstall steps work offline.
@@ -51,11 +55,13 @@ pub struct EvalOptions {
 }
 
 impl EvalOptions {
+    /// The official harness's settings for run `run_id`: [`DEFAULT_EVAL_TIMEOUT`], Docker's
+    /// default network, and the memory and CPU limits of [`ContainerConfig::new`].
     pub fn new(run_id: impl Into<String>) -> Self {
         let defaults = ContainerConfig::new("", "", "");
         Self {
             run_id: run_id.into(),
-            timeout: Duration::from_secs(1800),
+            timeout: DEFAULT_EVAL_TIMEOUT,
             network: true,
             memory_bytes: defaults.memory_bytes,
             nano_cpus: defaults.nano_cpus,

@@ -78,7 +78,7 @@ impl Hardened {
         })?;
         serde_json::from_str(&text).map_err(|e| EvalError::BadReport {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            problem: e.into(),
         })
     }
 

@@ -17,7 +17,7 @@ pub mod script;
 pub mod specs;
 pub use cwm_parsers::status;
 
-pub use error::EvalError;
+pub use error::{EvalError, PredictionsProblem, ReportProblem};
 pub use grading::{grade, resolution, EvalType, ResolvedStatus, SuccessFailure, TestsStatus};
 pub use hardened::{Flag, Hardened};
 pub use official::{parser_for, report_for_log};
@@ -29,5 +29,7 @@ pub mod predictions;
 pub mod regrade;
 mod summary;
 
-pub use evaluate::{evaluate, EvalOptions, Evaluation, APPLY_COMMANDS, CONTAINER_PATCH_FILE};
+pub use evaluate::{
+    evaluate, EvalOptions, Evaluation, APPLY_COMMANDS, CONTAINER_PATCH_FILE, DEFAULT_EVAL_TIMEOUT,
+};
 pub use summary::{RunSummary, INSTANCE_LOG_FILE, REPORT_FILE, TEST_OUTPUT_FILE};

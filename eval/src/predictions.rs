@@ -6,7 +6,7 @@ use std::path::Path;
 
 use cwm_datasets::Instance;
 
-use crate::error::EvalError;
+use crate::error::{EvalError, PredictionsProblem};
 
 pub use cwm_datasets::Prediction;
 
@@ -47,9 +47,9 @@ pub fn load(path: &Path) -> Result<Predictions, EvalError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let bad = |message: String| EvalError::BadPredictions {
+    let bad = |problem: PredictionsProblem| EvalError::BadPredictions {
         path: path.to_path_buf(),
-        message,
+        problem,
     };
     let records = match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(value) => from_value(value).map_err(bad)?,
@@ -58,7 +58,7 @@ pub fn load(path: &Path) -> Result<Predictions, EvalError> {
     let mut out = Predictions::new();
     for record in records {
         if record.instance_id.is_empty() {
-            return Err(bad("a prediction has no instance_id".into()));
+            return Err(bad(PredictionsProblem::NoInstanceId));
         }
         out.insert(record.instance_id.clone(), record);
     }
@@ -66,9 +66,9 @@ pub fn load(path: &Path) -> Result<Predictions, EvalError> {
 }
 
 /// A whole-file JSON value: a list, a dict keyed by id, or a single record.
-fn from_value(value: serde_json::Value) -> Result<Vec<Prediction>, String> {
+fn from_value(value: serde_json::Value) -> Result<Vec<Prediction>, PredictionsProblem> {
     let parse = |v: serde_json::Value| {
-        serde_json::from_value::<Prediction>(v).map_err(|e| format!("bad prediction: {e}"))
+        serde_json::from_value::<Prediction>(v).map_err(PredictionsProblem::BadRecord)
     };
     match value {
         serde_json::Value::Array(items) => items.into_iter().map(parse).collect(),
@@ -85,10 +85,9 @@ fn from_value(value: serde_json::Value) -> Result<Vec<Prediction>, String> {
                 Ok(p)
             })
             .collect(),
-        other => Err(format!(
-            "expected JSON Lines, a JSON list or a JSON object, found {}",
-            kind(&other)
-        )),
+        other => Err(PredictionsProblem::WrongShape {
+            found: kind(&other),
+        }),
     }
 }
 
@@ -103,12 +102,15 @@ fn kind(value: &serde_json::Value) -> &'static str {
     }
 }
 
-fn from_jsonl(text: &str) -> Result<Vec<Prediction>, String> {
+fn from_jsonl(text: &str) -> Result<Vec<Prediction>, PredictionsProblem> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(n, line)| {
-            serde_json::from_str::<Prediction>(line).map_err(|e| format!("line {}: {e}", n + 1))
+            serde_json::from_str::<Prediction>(line).map_err(|source| PredictionsProblem::BadLine {
+                line: n + 1,
+                source,
+            })
         })
         .collect()
 }

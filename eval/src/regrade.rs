@@ -12,14 +12,15 @@ use crate::predictions::Predictions;
 use crate::summary::{RunSummary, TEST_OUTPUT_FILE};
 
 /// What a re-grade wrote.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Regraded {
     /// Reports written.
     pub reports: usize,
     /// Instances with a prediction but no `test_output.txt` (not graded, as upstream).
     pub missing_logs: Vec<String>,
-    /// One line per log that could not be graded; those instances get no report.
-    pub errors: Vec<String>,
+    /// One per log that could not be graded ([`EvalError::LogNotUtf8`] or
+    /// [`EvalError::Ungradable`], each naming the log); those instances get no report.
+    pub errors: Vec<EvalError>,
     pub summary: RunSummary,
 }
 
@@ -47,8 +48,11 @@ pub fn regrade(
         };
         let log = match String::from_utf8(bytes) {
             Ok(log) => log,
-            Err(err) => {
-                done.errors.push(not_utf8(&log_path, &err));
+            Err(source) => {
+                done.errors.push(EvalError::LogNotUtf8 {
+                    path: log_path,
+                    source,
+                });
                 continue;
             }
         };
@@ -60,20 +64,14 @@ pub fn regrade(
             Err(err @ (EvalError::UnknownParser { .. } | EvalError::NoParser { .. })) => {
                 return Err(err)
             }
-            Err(err) => done.errors.push(format!("{}: {err}", log_path.display())),
+            Err(err) => done.errors.push(EvalError::Ungradable {
+                path: log_path,
+                source: Box::new(err),
+            }),
         }
     }
     let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
     done.summary = RunSummary::from_dirs(&ids, predictions, out_dir, logs_dir);
     done.summary.write(&out_dir.join("summary.json"))?;
     Ok(done)
-}
-
-fn not_utf8(path: &Path, err: &std::string::FromUtf8Error) -> String {
-    format!(
-        "{}: not UTF-8 text (invalid byte at offset {}); the official grader cannot read it \
-         either, so it gets no report; fix the file's encoding or evaluate the instance again",
-        path.display(),
-        err.utf8_error().valid_up_to()
-    )
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::EvalError;
+use crate::error::{EvalError, ReportProblem};
 use crate::grading::{resolution, ResolvedStatus, TestsStatus};
 
 /// The official verdict for one instance: `report.json` of SWE-bench 5.0.2
@@ -87,19 +87,17 @@ impl InstanceReport {
             path: path.to_path_buf(),
             source,
         })?;
-        let bad = |message: String| EvalError::BadReport {
+        let bad = |problem: ReportProblem| EvalError::BadReport {
             path: path.to_path_buf(),
-            message,
+            problem,
         };
         let map: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            serde_json::from_str(&text).map_err(|e| bad(e.into()))?;
         let mut entries = map.into_iter();
         let (Some((instance_id, value)), None) = (entries.next(), entries.next()) else {
-            return Err(bad(
-                "expected exactly one instance id at the top level".into()
-            ));
+            return Err(bad(ReportProblem::NotOneInstance));
         };
-        let body: Body = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        let body: Body = serde_json::from_value(value).map_err(|e| bad(e.into()))?;
         Ok(Self {
             instance_id,
             patch_is_none: body.patch_is_none,

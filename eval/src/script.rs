@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 use blake2::{Blake2b512, Digest};
 use cwm_datasets::Instance;
+use cwm_env::{CONDA_ACTIVATE, CONDA_ENV, REPO_ROOT};
 use regex::Regex;
 
 use crate::error::EvalError;
@@ -13,7 +14,6 @@ use crate::log::{END_TEST_OUTPUT, START_TEST_OUTPUT};
 use crate::specs::{pre_test_commands, spec_for_parser, verified_spec, RepoSpec};
 use cwm_parsers::re;
 
-const REPO_DIR: &str = "/testbed";
 /// Files the test patch touches that are not tests (upstream's `NON_TEST_EXTS`, including
 /// its `csv` without a dot).
 const NON_TEST_EXTS: [&str; 11] = [
@@ -48,21 +48,21 @@ pub fn build_eval_script(instance: &Instance) -> Result<String, EvalError> {
 /// and the re-install that makes the patched package the one imported.
 fn setup_lines(spec: &RepoSpec, base_commit: &str) -> Vec<String> {
     let activate = [
-        "source /opt/miniconda3/bin/activate",
-        "conda activate testbed",
+        format!("source {CONDA_ACTIVATE}"),
+        format!("conda activate {CONDA_ENV}"),
     ];
     let mut lines = vec!["#!/bin/bash".to_string(), "set -uxo pipefail".into()];
-    lines.extend(activate.map(String::from));
-    lines.push(format!("cd {REPO_DIR}"));
+    lines.extend(activate.iter().cloned());
+    lines.push(format!("cd {REPO_ROOT}"));
     lines.extend(spec.eval_commands.iter().map(|c| c.to_string()));
     lines.extend([
-        format!("git config --global --add safe.directory {REPO_DIR}"),
-        format!("cd {REPO_DIR}"),
+        format!("git config --global --add safe.directory {REPO_ROOT}"),
+        format!("cd {REPO_ROOT}"),
         "git status".into(),
         "git show".into(),
         format!("git -c core.fileMode=false diff {base_commit}"),
     ]);
-    lines.extend(activate.map(String::from));
+    lines.extend(activate);
     lines.extend(spec.install.map(str::to_string));
     lines
 }

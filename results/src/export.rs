@@ -244,9 +244,9 @@ fn encode_line(
         Format::Rl => serde_json::to_string(&rl_record(run, episode, verdict)),
         Format::Cwm => serde_json::to_string(&cwm_dump(episode, verdict)),
     };
-    encoded.map_err(|e| ResultsError::Encode {
+    encoded.map_err(|source| ResultsError::Encode {
         path: out.to_path_buf(),
-        message: e.to_string(),
+        source,
     })
 }
 

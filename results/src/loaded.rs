@@ -147,7 +147,7 @@ impl LoadedRun {
 
     /// The model name: the config's, else the first trajectory header's.
     pub fn model(&self) -> String {
-        if let Some(model) = self.config.get("model").and_then(|m| m.as_str()) {
+        if let Some(model) = config_str(&self.config, "backend", "model") {
             return model.to_string();
         }
         self.episodes
@@ -175,9 +175,9 @@ fn read_config(path: &Path) -> Result<serde_json::Value, ResultsError> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| ResultsError::BadFile {
+    serde_json::from_str(&text).map_err(|source| ResultsError::BadFile {
         path: path.to_path_buf(),
-        message: format!("not valid JSON: {e}"),
+        source,
     })
 }
 
@@ -203,9 +203,9 @@ fn read_hardened(path: &Path) -> Result<Option<Hardened>, ResultsError> {
     }
     Hardened::read(path)
         .map(Some)
-        .map_err(|e| ResultsError::BadFile {
+        .map_err(|e| ResultsError::Eval {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source: Box::new(e),
         })
 }
 
@@ -215,16 +215,16 @@ fn read_report(path: &Path) -> Result<Option<InstanceReport>, ResultsError> {
     }
     InstanceReport::read(path)
         .map(Some)
-        .map_err(|e| ResultsError::BadFile {
+        .map_err(|e| ResultsError::Eval {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source: Box::new(e),
         })
 }
 
 /// The run's dataset by instance id; empty (with a warning) when it cannot be loaded, since
 /// metadata is a nicety and the trajectories alone are enough.
 fn load_instances(config: &serde_json::Value) -> BTreeMap<String, Instance> {
-    let Some(path) = config.get("dataset").and_then(|d| d.as_str()) else {
+    let Some(path) = config_str(config, "dataset", "path") else {
         return BTreeMap::new();
     };
     match cwm_datasets::load(Path::new(path)) {
@@ -237,4 +237,14 @@ fn load_instances(config: &serde_json::Value) -> BTreeMap<String, Instance> {
             BTreeMap::new()
         }
     }
+}
+
+/// A setting of `config.json`: `section.key` of the settings tree, or (runs from before the
+/// tree) the flat key `section` holding a string.
+fn config_str<'a>(config: &'a serde_json::Value, section: &str, key: &str) -> Option<&'a str> {
+    config
+        .get(section)
+        .and_then(|s| s.get(key).or(Some(s)))
+        .and_then(|v| v.as_str())
+        .or_else(|| config.get(key).and_then(|v| v.as_str()))
 }

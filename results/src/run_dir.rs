@@ -76,9 +76,9 @@ impl RunDir {
 
     /// Saves the effective configuration of this run.
     pub fn write_config(&self, config: &serde_json::Value) -> Result<(), ResultsError> {
-        let text = serde_json::to_vec_pretty(config).map_err(|e| ResultsError::Encode {
+        let text = serde_json::to_vec_pretty(config).map_err(|source| ResultsError::Encode {
             path: self.root.join("config.json"),
-            message: e.to_string(),
+            source,
         })?;
         write_atomic(&self.root.join("config.json"), &text)
     }

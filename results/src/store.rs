@@ -46,9 +46,9 @@ impl JsonlStore {
 
     /// Appends one record as a single `write` and syncs it to disk.
     pub fn append<T: Serialize>(&mut self, record: &T) -> Result<(), ResultsError> {
-        let mut line = serde_json::to_vec(record).map_err(|e| ResultsError::Encode {
+        let mut line = serde_json::to_vec(record).map_err(|source| ResultsError::Encode {
             path: self.path.clone(),
-            message: e.to_string(),
+            source,
         })?;
         line.push(b'\n');
         let io = |source| ResultsError::Io {
@@ -79,10 +79,10 @@ pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ResultsErr
         if line.trim().is_empty() {
             continue;
         }
-        let record = serde_json::from_str(&line).map_err(|e| ResultsError::BadLine {
+        let record = serde_json::from_str(&line).map_err(|source| ResultsError::BadLine {
             path: path.to_path_buf(),
             line: index + 1,
-            message: e.to_string(),
+            source,
         })?;
         records.push(record);
     }
@@ -116,9 +116,9 @@ fn valid_prefix_len(file: &mut File) -> std::io::Result<u64> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
     cwm_eval::write_atomic(path, bytes).map_err(|e| match e {
         cwm_eval::EvalError::Write { path, source } => ResultsError::Io { path, source },
-        other => ResultsError::Io {
+        other => ResultsError::Eval {
             path: path.to_path_buf(),
-            source: std::io::Error::other(other.to_string()),
+            source: Box::new(other),
         },
     })
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use cwm_bench::pipeline::with_cleanup;
 use cwm_env::{Container, ContainerConfig, Shell, ShellConfig};
 
 #[derive(clap::Subcommand, Debug)]
@@ -29,24 +30,11 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         match cmd {
-            BenchCommand::Shell(args) => with_cleanup(bench_shell(args)).await,
+            BenchCommand::Shell(args) => bench_shell(args).await,
             BenchCommand::Model(args) => super::bench_model::run(args),
-            BenchCommand::Overhead(args) => with_cleanup(super::bench_overhead::run(args)).await,
+            BenchCommand::Overhead(args) => super::bench_overhead::run(args).await,
         }
     })
-}
-
-/// Runs `work`, removing its containers if Ctrl-C arrives first.
-async fn with_cleanup(
-    work: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
-) -> anyhow::Result<ExitCode> {
-    tokio::select! {
-        result = work => result,
-        _ = tokio::signal::ctrl_c() => {
-            cwm_env::remove_all_live().await;
-            anyhow::bail!("interrupted")
-        }
-    }
 }
 
 async fn bench_shell(args: ShellBenchArgs) -> anyhow::Result<ExitCode> {
@@ -54,11 +42,14 @@ async fn bench_shell(args: ShellBenchArgs) -> anyhow::Result<ExitCode> {
     let docker = cwm_env::connect().await?;
     let image = cwm_env::build_base_image(&docker).await?;
     let run_id = format!("bench-{}", std::process::id());
-    let container =
-        Container::start(&docker, &ContainerConfig::new(image, run_id, "bench")).await?;
-    let result = measure(&container, args.n).await;
-    container.remove().await?;
-    let [session, exec, cli] = result?;
+    let [session, exec, cli] = with_cleanup(&run_id, async {
+        let config = ContainerConfig::new(image, &run_id, "bench");
+        let container = Container::start(&docker, &config).await?;
+        let result = measure(&container, args.n).await;
+        container.remove().await?;
+        result
+    })
+    .await?;
     for (name, stats) in [
         ("session", &session),
         ("bollard-exec", &exec),

@@ -6,8 +6,8 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cwm_agent::{EpisodeConfig, EpisodeContext, NoopObserver, NullSink, ReplayPolicy};
-use cwm_env::{Container, ContainerConfig};
+use cwm_agent::{EpisodeConfig, NoopObserver, NullSink, ReplayPolicy};
+use cwm_bench::pipeline::{solve, with_cleanup, Task};
 
 #[derive(clap::Args, Debug)]
 pub struct OverheadBenchArgs {
@@ -21,41 +21,36 @@ const ONE_TURN: &str = "ok\n</think>\n<tool: bash>\ntrue\n</tool>\n";
 
 pub async fn run(args: OverheadBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.n > 0, "--n must be at least 1");
+    let run_id = format!("bench-overhead-{}", std::process::id());
+    with_cleanup(&run_id, measure(&run_id, args.n)).await
+}
+
+async fn measure(run_id: &str, n: usize) -> anyhow::Result<ExitCode> {
     let docker = cwm_env::connect().await?;
     cwm_env::build_fixture_images(&docker).await?;
     let instances = cwm_datasets::load(&cwm_datasets::fixtures::fixtures_jsonl())?;
-    let run_id = format!("bench-overhead-{}", std::process::id());
+    let mut episode = EpisodeConfig::default();
+    episode.budgets.max_turns = 1;
     let mut harness = Vec::new();
     let mut docker_run = Vec::new();
     let (mut starts, mut episodes, mut removes) = (Vec::new(), Vec::new(), Vec::new());
-    for instance in instances.iter().cycle().take(args.n) {
-        let image = instance.image_name();
-        let started = Instant::now();
-        let container = Container::start(
-            &docker,
-            &ContainerConfig::for_episode(&image, &run_id, &instance.instance_id),
-        )
-        .await?;
-        starts.push(started.elapsed());
-        let episode_started = Instant::now();
-        let mut policy = ReplayPolicy::from_script(ONE_TURN, "bench");
-        let mut config = EpisodeConfig::default();
-        config.budgets.max_turns = 1;
-        cwm_agent::run_episode(EpisodeContext {
-            container: &container,
+    for instance in instances.iter().cycle().take(n) {
+        let task = Task {
+            docker: &docker,
             instance,
-            policy: &mut policy,
-            config: &config,
-            recorder: &mut NullSink,
-            observer: &mut NoopObserver,
-        })
-        .await?;
-        episodes.push(episode_started.elapsed());
-        let remove_started = Instant::now();
-        container.remove().await?;
-        removes.push(remove_started.elapsed());
+            run_id,
+            episode: &episode,
+            keep: false,
+        };
+        cwm_env::ensure_image(&docker, &instance.image_name()).await?;
+        let mut policy = ReplayPolicy::from_script(ONE_TURN, "bench");
+        let started = Instant::now();
+        let solved = solve(&task, &mut policy, &mut NullSink, &mut NoopObserver).await?;
         harness.push(started.elapsed());
-        docker_run.push(time_docker_run(&image)?);
+        starts.push(solved.timings.start);
+        episodes.push(solved.timings.episode);
+        removes.push(solved.timings.remove);
+        docker_run.push(time_docker_run(&instance.image_name())?);
     }
     let (harness, docker_run) = (median_ms(harness), median_ms(docker_run));
     println!("harness per task      median {harness:.1} ms");

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cwm_bench::pipeline::with_cleanup;
 use cwm_datasets::Instance;
-use cwm_eval::hardened::{HardenedSummary, HARDENED_SUMMARY_FILE};
 use cwm_eval::predictions::Predictions;
-use cwm_eval::{EvalOptions, Evaluation, RunSummary};
+use cwm_eval::EvalOptions;
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -28,9 +28,9 @@ pub struct EvalArgs {
     /// Instances evaluated at once.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
-    /// Eval script timeout in seconds.
-    #[arg(long, default_value_t = 1800)]
-    pub timeout: u64,
+    /// Eval script timeout in seconds (default 1800, as the official harness).
+    #[arg(long)]
+    pub timeout: Option<u64>,
     /// `none` runs eval containers without a network (pip then uses no index).
     #[arg(long, value_enum, default_value_t = EvalNetwork::Default)]
     pub eval_network: EvalNetwork,
@@ -49,7 +49,10 @@ pub enum EvalNetwork {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.workers > 0, "--workers must be at least 1");
-    anyhow::ensure!(args.timeout > 0, "--timeout must be at least 1 second");
+    anyhow::ensure!(
+        args.timeout != Some(0),
+        "--timeout must be at least 1 second"
+    );
     let (selected, preds) = load_inputs(&args)?;
     let to_run: Vec<Instance> = selected
         .iter()
@@ -61,7 +64,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("eval-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")));
     let mut opts = EvalOptions::new(&run_id);
-    opts.timeout = Duration::from_secs(args.timeout);
+    if let Some(secs) = args.timeout {
+        opts.timeout = Duration::from_secs(secs);
+    }
     opts.network = args.eval_network == EvalNetwork::Default;
     let run_dir = args.runs_dir.join(&run_id);
     let runtime = tokio::runtime::Runtime::new()?;
@@ -69,10 +74,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         &run_id,
         evaluate_all(&to_run, &preds, &opts, &run_dir, args.workers),
     ))?;
-    let summary = summarise(&selected, &preds, &run_dir)?;
     let ids: Vec<String> = selected.iter().map(|i| i.instance_id.clone()).collect();
-    let hardened = HardenedSummary::from_eval_dir(&ids, &run_dir.join("eval"))?;
-    hardened.write(&run_dir.join(HARDENED_SUMMARY_FILE))?;
+    let (summary, hardened) = cwm_bench::pipeline::summarise(&ids, &preds, &run_dir)?;
     println!("{}", hardened.line());
     println!("{}", summary.resolved_line());
     Ok(if failures == 0 {
@@ -94,25 +97,6 @@ fn load_inputs(args: &EvalArgs) -> anyhow::Result<(Vec<Instance>, Predictions)> 
         selected.len()
     );
     Ok((selected, preds))
-}
-
-/// Runs `work`, removing this process's containers if Ctrl-C, SIGTERM or SIGHUP arrives first.
-async fn with_cleanup<T>(
-    run_id: &str,
-    work: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
-    let mut shutdown = crate::signals::Shutdown::listen()?;
-    tokio::select! {
-        result = work => result,
-        _ = shutdown.recv() => {
-            cwm_env::remove_all_live().await;
-            // A create cut short by the signal may still complete in the daemon.
-            let docker = cwm_env::connect().await?;
-            let quiet = Duration::from_secs(1);
-            cwm_env::remove_labelled_settled(&docker, run_id, quiet).await?;
-            anyhow::bail!("interrupted; run again with --run-id {run_id} to finish")
-        }
-    }
 }
 
 /// Evaluates every instance without a report yet, `workers` at a time. Returns how many
@@ -137,7 +121,7 @@ async fn evaluate_all(
         async move {
             (
                 instance,
-                evaluate_one(docker, instance, patch, opts, &out_dir).await,
+                cwm_bench::pipeline::grade(docker, instance, patch, opts, &out_dir).await,
             )
         }
     });
@@ -158,20 +142,6 @@ async fn evaluate_all(
     Ok(failures)
 }
 
-/// One instance, or its existing report when a previous run finished it.
-async fn evaluate_one(
-    docker: &cwm_env::Docker,
-    instance: &Instance,
-    patch: Option<&str>,
-    opts: &EvalOptions,
-    out_dir: &Path,
-) -> Result<Evaluation, cwm_eval::EvalError> {
-    if let Some(done) = Evaluation::read(out_dir)? {
-        return Ok(done);
-    }
-    cwm_eval::evaluate(docker, instance, patch, opts, out_dir).await
-}
-
 fn progress_bar(len: usize) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -179,16 +149,4 @@ fn progress_bar(len: usize) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
-}
-
-/// Builds and writes `summary.json` from the files on disk, as `make_run_report` does.
-fn summarise(
-    instances: &[Instance],
-    preds: &Predictions,
-    run_dir: &Path,
-) -> anyhow::Result<RunSummary> {
-    let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
-    let summary = RunSummary::from_eval_dir(&ids, preds, &run_dir.join("eval"));
-    summary.write(&run_dir.join("summary.json"))?;
-    Ok(summary)
 }

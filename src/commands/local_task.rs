@@ -3,7 +3,6 @@
 //! the agent and the grader each get a fresh copy at the same commit.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::Context;
 use cwm_datasets::Instance;
@@ -62,19 +61,38 @@ pub async fn build_image(
     Ok(())
 }
 
+/// The commit HEAD names, read with libgit2. Tracked files changed since HEAD would be baked
+/// into the image while the base stays HEAD, so every later diff would carry them: refused.
 fn git_head(repo: &Path) -> anyhow::Result<String> {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .context("running git; is it installed?")?;
+    let not_a_repo = || {
+        format!(
+            "{} is not a git repository with a commit; run `git init && git add -A && git commit -m base` there first",
+            repo.display()
+        )
+    };
+    let git = git2::Repository::open(repo).with_context(not_a_repo)?;
+    let head = git
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .with_context(not_a_repo)?;
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(false).include_ignored(false);
+    let statuses = git
+        .statuses(Some(&mut options))
+        .with_context(|| format!("reading the status of {}", repo.display()))?;
+    let changed: Vec<String> = statuses
+        .iter()
+        .filter(|s| s.status() != git2::Status::CURRENT)
+        .filter_map(|s| s.path().map(str::to_string))
+        .take(5)
+        .collect();
     anyhow::ensure!(
-        output.status.success(),
-        "{} is not a git repository with a commit; run `git init && git add -A && git commit -m base` there first",
-        repo.display()
+        changed.is_empty(),
+        "{} has changes not committed to HEAD ({}); commit or stash them, so the task's base commit is what the agent sees",
+        repo.display(),
+        changed.join(", ")
     );
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    Ok(head.id().to_string())
 }
 
 fn repo_name(repo: &Path) -> String {
@@ -100,8 +118,10 @@ fn repo_name(repo: &Path) -> String {
 
 /// Runs the test command between the markers the log parsers look for.
 fn eval_script(test_cmd: &str) -> String {
+    use cwm_eval::log::{END_TEST_OUTPUT, START_TEST_OUTPUT};
+    let root = cwm_env::REPO_ROOT;
     format!(
-        "#!/bin/bash\nset -uxo pipefail\ncd /testbed\ngit config --global --add safe.directory /testbed\n\
-         : '>>>>> Start Test Output'\n{test_cmd}\n: '>>>>> End Test Output'\n"
+        "#!/bin/bash\nset -uxo pipefail\ncd {root}\ngit config --global --add safe.directory {root}\n\
+         : '{START_TEST_OUTPUT}'\n{test_cmd}\n: '{END_TEST_OUTPUT}'\n"
     )
 }

@@ -3,19 +3,20 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use console::style;
-use cwm_agent::{EpisodeContext, JsonlTrajectoryWriter};
+use cwm_agent::JsonlTrajectoryWriter;
+use cwm_bench::config::{
+    BackendOverrides, ConfigOverrides, EpisodeOverrides, EvalOverrides, RunConfig,
+    SamplingOverrides,
+};
+use cwm_bench::pipeline::{grade, solve, with_cleanup, Task};
+use cwm_bench::PipelineError;
 use cwm_datasets::Instance;
-use cwm_env::{Container, ContainerConfig, Docker};
-use cwm_eval::{EvalOptions, Evaluation};
+use cwm_eval::Evaluation;
 
 use super::local_task::{build_image, local_instance, LocalTask};
-use super::policies::{build_policy, PolicySettings};
-use super::run::episode_config;
-use super::run_config::{default_model, RunSettings};
 
 #[derive(clap::Args, Debug)]
 pub struct ReproArgs {
@@ -24,88 +25,81 @@ pub struct ReproArgs {
     /// Dataset file or directory (default: the bundled fixture tasks).
     #[arg(long)]
     pub dataset: Option<PathBuf>,
-    /// `local:PATH`, `openai:MODEL[@URL]`, `replay:FILE` or `oracle`
-    /// (default: the local SmolLM2 model when present, else `oracle`).
-    #[arg(long)]
-    pub model: Option<String>,
     /// Leave the agent's container running and print how to enter it.
     #[arg(long)]
     pub keep: bool,
     #[command(flatten)]
     pub local: LocalTask,
-    /// Turn budget.
-    #[arg(long, default_value_t = 128)]
-    pub max_turns: usize,
-    /// Seconds per bash command.
-    #[arg(long, default_value_t = 120)]
-    pub command_timeout: u64,
-    /// Seconds for the eval script.
-    #[arg(long, default_value_t = 1800)]
-    pub eval_timeout: u64,
     /// Where the trajectory and eval files go (default: runs/repro-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Sampling temperature (default 1.0, CWM's SWE-bench setting; 0 is greedy).
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
-    /// Nucleus sampling threshold (default 0.95, CWM's SWE-bench setting).
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f64,
-    /// Keep only the K most likely tokens (0: off).
-    #[arg(long, default_value_t = 0)]
-    pub top_k: usize,
-    /// Sampling seed.
-    #[arg(long, default_value_t = 0)]
-    pub sampling_seed: u64,
+    #[command(flatten)]
+    pub backend: BackendOverrides,
+    #[command(flatten)]
+    pub episode: EpisodeOverrides,
+    #[command(flatten)]
+    pub sampling: SamplingOverrides,
+    /// Seconds for the eval script (default 1800).
+    #[arg(long)]
+    pub eval_timeout: Option<u64>,
+}
+
+impl ReproArgs {
+    /// The run settings tree, as `run` resolves it.
+    fn config(&self) -> anyhow::Result<RunConfig> {
+        let overrides = ConfigOverrides {
+            backend: self.backend.clone(),
+            episode: self.episode.clone(),
+            sampling: self.sampling.clone(),
+            eval: EvalOverrides {
+                evaluate: Some(true),
+                eval_timeout: self.eval_timeout,
+            },
+            ..ConfigOverrides::default()
+        };
+        let mut config = RunConfig::resolve(None, overrides.clone())?;
+        config.run.run_id = format!("repro-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
+        config.refuse_unappliable_sampling(&overrides.sampling_given())?;
+        Ok(config)
+    }
 }
 
 pub async fn run(args: ReproArgs) -> anyhow::Result<ExitCode> {
-    crate::logging::init(None, false)?;
+    cwm_bench::logging::init(None, false)?;
     let (instance, local) = resolve_instance(&args)?;
-    let settings = RunSettings {
-        model: args.model.clone().unwrap_or_else(default_model),
-        max_turns: args.max_turns,
-        command_timeout: args.command_timeout,
-        temperature: args.temperature,
-        top_p: args.top_p,
-        top_k: args.top_k,
-        sampling_seed: args.sampling_seed,
-        ..RunSettings::default()
-    };
+    let config = args.config()?;
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(&settings.run_id));
+        .unwrap_or_else(|| PathBuf::from("runs").join(&config.run.run_id));
     let docker = cwm_env::connect().await?;
-    let image = instance.image_name();
     if local {
         build_image(&docker, &args.local, &instance).await?;
     }
-    cwm_env::ensure_image(&docker, &image).await?;
-    let container = Container::start(
-        &docker,
-        &ContainerConfig::for_episode(&image, &settings.run_id, &instance.instance_id),
-    )
-    .await?;
-    let patch = solve(&container, &instance, &settings, &out).await;
-    if args.keep {
-        let id = container.keep();
-        println!("container kept: docker exec -it {id} bash   (remove with `docker rm -f {id}`)");
-    } else {
-        container.remove().await?;
-    }
-    let patch = patch?;
-    let report = grade(
-        &docker,
-        &instance,
-        patch.as_deref(),
-        &settings,
-        args.eval_timeout,
-        &out,
+    let episode = config.episode_config()?;
+    let task = Task {
+        docker: &docker,
+        instance: &instance,
+        run_id: &config.run.run_id,
+        episode: &episode,
+        keep: args.keep,
+    };
+    let patch = with_cleanup(&config.run.run_id, solve_streamed(&task, &config, &out)).await?;
+    println!("{}", style("grading in a fresh container...").bold());
+    let dir = out.join("eval").join(&instance.instance_id);
+    let report = with_cleanup(
+        &config.run.run_id,
+        grade(
+            &docker,
+            &instance,
+            patch.as_deref(),
+            &config.eval_options(),
+            &dir,
+        ),
     )
     .await?;
     let resolved = if local {
-        print_test_results(&out.join("eval").join(&instance.instance_id))?
+        print_test_results(&dir)?
     } else {
         print_verdict(&report);
         report.resolved()
@@ -139,62 +133,33 @@ fn resolve_instance(args: &ReproArgs) -> anyhow::Result<(Instance, bool)> {
     Ok((instance, false))
 }
 
-async fn solve(
-    container: &Container,
-    instance: &Instance,
-    settings: &RunSettings,
+/// Runs the episode, streaming every turn; returns the patch.
+async fn solve_streamed(
+    task: &Task<'_>,
+    config: &RunConfig,
     out: &std::path::Path,
-) -> anyhow::Result<Option<String>> {
-    let mut policy = build_policy(
-        &settings.model,
-        &PolicySettings {
-            temperature: settings.temperature,
-            top_p: settings.top_p,
-            top_k: settings.top_k,
-            seed: settings.sampling_seed,
-            max_action_tokens: settings.max_action_tokens,
-            ..PolicySettings::default()
-        },
-    )?;
+) -> Result<Option<String>, PipelineError> {
+    let mut policy = config.policy()?;
     let trajectory = out
         .join("trajectories")
-        .join(format!("{}.jsonl", instance.instance_id));
+        .join(format!("{}.jsonl", task.instance.instance_id));
     let mut recorder = JsonlTrajectoryWriter::create(&trajectory)?;
-    let outcome = cwm_agent::run_episode(EpisodeContext {
-        container,
-        instance,
-        policy: policy.as_mut(),
-        config: &episode_config(settings)?,
-        recorder: &mut recorder,
-        observer: &mut StreamObserver,
-    })
-    .await?;
+    let solved = solve(task, policy.as_mut(), &mut recorder, &mut StreamObserver).await?;
+    let footer = solved.footer;
     println!(
         "\n{} {} after {} turns; trajectory: {}",
         style("episode ended:").bold(),
-        outcome.status,
-        outcome.turns,
+        footer.status,
+        footer.turns,
         trajectory.display()
     );
-    if let Some(error) = &outcome.error {
+    if let Some(error) = &footer.error {
         println!("{} {error}", style("error:").red());
     }
-    Ok(outcome.patch)
-}
-
-async fn grade(
-    docker: &Docker,
-    instance: &Instance,
-    patch: Option<&str>,
-    settings: &RunSettings,
-    eval_timeout: u64,
-    out: &std::path::Path,
-) -> anyhow::Result<Evaluation> {
-    println!("{}", style("grading in a fresh container...").bold());
-    let mut options = EvalOptions::new(&settings.run_id);
-    options.timeout = Duration::from_secs(eval_timeout);
-    let dir = out.join("eval").join(&instance.instance_id);
-    Ok(cwm_eval::evaluate(docker, instance, patch, &options, &dir).await?)
+    if let Some(id) = solved.kept {
+        println!("container kept: docker exec -it {id} bash   (remove with `docker rm -f {id}`)");
+    }
+    Ok(footer.patch)
 }
 
 /// Prints thinking (dimmed), the call, and the observation of every turn.

@@ -1,15 +1,18 @@
 //! [`Workspace`] over a real task container: the persistent `cwm_env::Shell` for bash, file
 //! transfer for edit/create/submit, one-off execs for checks the model's shell must not affect.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cwm_env::{Container, EnvError, Shell, ShellConfig, ShellOutput};
+use cwm_env::{Container, EnvError, Shell, ShellConfig, ShellOutput, REPO_ROOT};
 
-use crate::workspace::{shell_quote, CommandOutput, EnvFailure, PathKind, Workspace};
+use crate::error::{EnvFailure, EnvFailureCause};
+use crate::workspace::{shell_quote, CommandOutput, PathKind, Workspace};
 
-/// The hygiene script's own limit is 300 s.
-const HYGIENE_TIMEOUT: Duration = Duration::from_secs(310);
+/// Waiting for the start-up hygiene: its own limit ([`cwm_env::HYGIENE_TIMEOUT`]) plus a
+/// margin, so that the hygiene's own timeout message is what the wait reports.
+const HYGIENE_WAIT_TIMEOUT: Duration = Duration::from_secs(cwm_env::HYGIENE_TIMEOUT.as_secs() + 10);
 
 /// Budget for the small bookkeeping execs (`test -e`).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,7 +30,8 @@ pub struct DockerWorkspace<'c> {
 enum Hygiene {
     Done,
     Pending,
-    Failed(String),
+    /// The hygiene failed; every later use fails with the same error.
+    Failed(Arc<EnvError>),
 }
 
 impl<'c> DockerWorkspace<'c> {
@@ -75,26 +79,25 @@ impl<'c> DockerWorkspace<'c> {
         const ACTION: &str = "preparing the repository";
         match &self.hygiene {
             Hygiene::Done => return Ok(()),
-            Hygiene::Failed(detail) => return Err(EnvFailure::new(ACTION, detail)),
+            Hygiene::Failed(err) => return Err(EnvFailure::new(ACTION, Arc::clone(err))),
             Hygiene::Pending => {}
         }
         let waited = self
             .shell
-            .run(&cwm_env::hygiene_wait_script(), HYGIENE_TIMEOUT)
+            .run(&cwm_env::hygiene_wait_script(), HYGIENE_WAIT_TIMEOUT)
             .await
-            .map_err(|e| e.to_string())
             .and_then(|out| {
                 cwm_env::check_hygiene(out.exit_code.map(i64::from), out.timed_out, &out.output)
-                    .map_err(|e| e.to_string())
             });
         match waited {
             Ok(()) => {
                 self.hygiene = Hygiene::Done;
                 Ok(())
             }
-            Err(detail) => {
-                self.hygiene = Hygiene::Failed(detail.clone());
-                Err(EnvFailure::new(ACTION, detail))
+            Err(err) => {
+                let err = Arc::new(err);
+                self.hygiene = Hygiene::Failed(Arc::clone(&err));
+                Err(EnvFailure::new(ACTION, err))
             }
         }
     }
@@ -130,7 +133,7 @@ impl Workspace for DockerWorkspace<'_> {
         self.settle().await?;
         let out = self
             .container
-            .exec(&format!("cd /testbed\n{script}"), timeout)
+            .exec(&format!("cd {REPO_ROOT}\n{script}"), timeout)
             .await
             .map_err(|e| EnvFailure::new("running a one-off command", e))?;
         Ok(CommandOutput {
@@ -155,7 +158,9 @@ impl Workspace for DockerWorkspace<'_> {
             "missing" => Ok(PathKind::Missing),
             other => Err(EnvFailure::new(
                 format!("checking {path}"),
-                format!("unexpected output {other:?}"),
+                EnvFailureCause::UnexpectedOutput {
+                    output: other.to_string(),
+                },
             )),
         }
     }
@@ -173,7 +178,7 @@ impl Workspace for DockerWorkspace<'_> {
         self.container
             .write_file(path, content)
             .await
-            .map_err(|e: EnvError| EnvFailure::new(format!("writing {path}"), e))
+            .map_err(|e| EnvFailure::new(format!("writing {path}"), e))
     }
 }
 

@@ -15,7 +15,8 @@ use crate::workspace::{
 /// Settings for tool execution.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ToolConfig {
-    /// Per-command timeout of `bash` and `test` (CWM: 120 s).
+    /// Per-command timeout of `bash` and `test` (by default CWM's 120 s, the
+    /// `command_timeout_secs` of [`cwm_protocol::Budgets::default`]).
     pub command_timeout: Duration,
     /// How the `test` tool runs this instance's tests; `None` when none is known.
     pub test_runner: Option<cwm_parsers::TestRunner>,
@@ -27,7 +28,9 @@ pub struct ToolConfig {
 impl Default for ToolConfig {
     fn default() -> Self {
         Self {
-            command_timeout: Duration::from_secs(120),
+            command_timeout: Duration::from_secs(
+                cwm_protocol::Budgets::default().command_timeout_secs,
+            ),
             test_runner: None,
             profile: Profile::builtin(),
         }
@@ -203,6 +206,7 @@ mod tests {
 
     use super::*;
     use crate::parse::parse_call;
+    use crate::REPO_ROOT;
 
     /// Files in memory; every path is absolute, so no command ever runs.
     #[derive(Default)]
@@ -221,7 +225,7 @@ mod tests {
         async fn path_kind(&mut self, path: &str) -> Result<PathKind, EnvFailure> {
             Ok(match path {
                 _ if self.files.contains_key(path) => PathKind::File,
-                "/" | "/testbed" | "/tmp" => PathKind::Dir,
+                "/" | REPO_ROOT | "/tmp" => PathKind::Dir,
                 _ => PathKind::Missing,
             })
         }
@@ -237,14 +241,15 @@ mod tests {
     async fn output(config: &ToolConfig, reply: &str) -> String {
         let call = parse_call(reply).expect("one call");
         let mut ws = MemoryWorkspace::default();
-        ws.files.insert("/testbed/a.py".into(), b"x = 1\n".to_vec());
+        ws.files
+            .insert(format!("{REPO_ROOT}/a.py"), b"x = 1\n".to_vec());
         ws.files.insert("/tmp/empty.diff".into(), b"\n".to_vec());
         execute(&mut ws, &call, config).await.expect("runs").output
     }
 
     #[tokio::test]
     async fn a_user_profile_changes_the_edit_and_submit_messages() {
-        let edit = "<tool: edit>\n/testbed/a.py\n<<<<<<< SEARCH\ny = 1\n=======\ny = 2\n>>>>>>> REPLACE\n</tool>";
+        let edit = &format!("<tool: edit>\n{REPO_ROOT}/a.py\n<<<<<<< SEARCH\ny = 1\n=======\ny = 2\n>>>>>>> REPLACE\n</tool>");
         let submit = "<tool: submit>\n/tmp/empty.diff\n</tool>";
         let builtin = ToolConfig::default();
         assert!(output(&builtin, edit)
@@ -257,7 +262,10 @@ mod tests {
         let mut config = ToolConfig::default();
         let overrides = "[edit]\nno_match = \"NO MATCH in {{ path }}\"\n\n[submit]\nempty = \"Failed to submit {{ path }}.\"\n";
         config.profile.overlay(overrides, "test").expect("valid");
-        assert_eq!(output(&config, edit).await, "NO MATCH in /testbed/a.py");
+        assert_eq!(
+            output(&config, edit).await,
+            format!("NO MATCH in {REPO_ROOT}/a.py")
+        );
         assert_eq!(
             output(&config, submit).await,
             "Failed to submit /tmp/empty.diff."

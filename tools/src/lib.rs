@@ -8,6 +8,7 @@
 
 mod docker;
 pub mod edit;
+mod error;
 mod exec;
 mod observation;
 mod parse;
@@ -19,6 +20,7 @@ mod tokens;
 mod workspace;
 
 pub use docker::DockerWorkspace;
+pub use error::{EnvFailure, EnvFailureCause, ProfileError};
 pub use exec::{execute, submission_message, ToolConfig, ToolOutcome};
 pub use observation::{budget_block, format_observation, observation_body, Remaining};
 pub use parse::{
@@ -26,11 +28,11 @@ pub use parse::{
     THINK_START,
 };
 pub use patch::{clean_patch, CleanPatch, LeftOut, LeftOutReason};
-pub use profile::{Profile, ProfileError};
+pub use profile::Profile;
 pub use tokens::{
     approx_tokens, head_within, tail_within, truncate_tokens, ApproxCounter, TokenCounter,
 };
 pub use workspace::{
-    parent_dir, resolve_in_session, resolve_path, shell_quote, CommandOutput, EnvFailure, PathKind,
-    Workspace, REPO_ROOT,
+    parent_dir, resolve_in_session, resolve_path, shell_quote, CommandOutput, PathKind, Workspace,
+    REPO_ROOT,
 };

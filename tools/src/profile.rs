@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use minijinja::Environment;
 use serde::Serialize;
 
+pub use crate::error::ProfileError;
+
 /// The built-in profile, with a comment on every field.
 pub const DEFAULT_PROFILE: &str = include_str!("../profiles/default.toml");
 
@@ -107,38 +109,6 @@ pub const FIELDS: &[(&str, &[&str])] = &[
     ("test.end_of_output", &[]),
 ];
 
-/// Why a profile could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
-    #[error("cannot read prompt profile {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("prompt profile {source_name} is not valid TOML: {message}")]
-    Toml {
-        source_name: String,
-        message: String,
-    },
-    #[error("prompt profile {source_name}: unknown field `{key}`; the fields are listed in docs/prompts.md (`cwm-bench prompts dump` writes them all)")]
-    UnknownField { source_name: String, key: String },
-    #[error("prompt profile {source_name}: field `{key}` must be a string")]
-    NotAString { source_name: String, key: String },
-    #[error("prompt profile {source_name}: field `{key}` is not a valid template: {message}")]
-    BadTemplate {
-        source_name: String,
-        key: String,
-        message: String,
-    },
-    #[error("prompt profile {source_name}: field `{key}` uses `{placeholder}`, which it does not have; it may use: {allowed}")]
-    UnknownPlaceholder {
-        source_name: String,
-        key: String,
-        placeholder: String,
-        allowed: String,
-    },
-}
-
 /// A loaded profile: the built-in texts with any overrides applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
@@ -181,12 +151,12 @@ impl Profile {
 
     /// Replaces fields with those of `text` (TOML), checking each against [`FIELDS`].
     pub fn overlay(&mut self, text: &str, source_name: &str) -> Result<(), ProfileError> {
-        let value: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ProfileError::Toml {
-                source_name: source_name.into(),
-                message: e.message().to_string(),
-            })?;
+        let value: toml::Table =
+            text.parse()
+                .map_err(|source: toml::de::Error| ProfileError::Toml {
+                    source_name: source_name.into(),
+                    source,
+                })?;
         let mut flat = Vec::new();
         flatten("", &toml::Value::Table(value), &mut flat, source_name)?;
         for (key, template) in flat {
@@ -266,10 +236,10 @@ fn check_field(key: &str, template: &str, source_name: &str) -> Result<(), Profi
     let env = Environment::new();
     let parsed = env
         .template_from_str(template)
-        .map_err(|e| ProfileError::BadTemplate {
+        .map_err(|source| ProfileError::BadTemplate {
             source_name: source_name.into(),
             key: key.into(),
-            message: e.to_string(),
+            source,
         })?;
     for placeholder in parsed.undeclared_variables(false) {
         if !allowed.contains(&placeholder.as_str()) {
@@ -303,6 +273,16 @@ mod tests {
             assert!(profile.templates.contains_key(*key), "{key} missing");
         }
         assert_eq!(profile.templates.len(), FIELDS.len());
+    }
+
+    #[test]
+    fn the_builtin_cut_marker_is_the_sessions() {
+        // Output cut by the session (bytes) and by the observation (tokens) carries the same
+        // marker unless a user profile says otherwise.
+        assert_eq!(
+            Profile::builtin().text("observation.cut_marker"),
+            cwm_env::CUT_MARKER
+        );
     }
 
     #[test]
@@ -342,5 +322,14 @@ mod tests {
             .overlay("[user]\nprompt = 3\n", "p.toml")
             .expect_err("not a string");
         assert!(err.to_string().contains("must be a string"), "{err}");
+        let err = profile
+            .overlay("[user\nprompt = 3\n", "p.toml")
+            .expect_err("not TOML");
+        assert!(
+            matches!(err, ProfileError::Toml { .. })
+                && std::error::Error::source(&err).is_some()
+                && !err.to_string().contains('\n'),
+            "{err}"
+        );
     }
 }

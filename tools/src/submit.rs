@@ -13,7 +13,9 @@ use minijinja::context;
 
 use crate::patch::{clean_patch, CleanPatch};
 use crate::profile::Profile;
-use crate::workspace::{resolve_in_session, shell_quote, EnvFailure, PathKind, Workspace};
+use crate::workspace::{
+    resolve_in_session, shell_quote, EnvFailure, PathKind, Workspace, REPO_ROOT,
+};
 
 /// Where a cleaned patch is written for the check when it differs from the model's file.
 const CHECK_PATCH: &str = "/tmp/.cwm-bench-submit.diff";
@@ -132,7 +134,7 @@ async fn check_applies(
 fn check_script(file: &str) -> String {
     format!(
         r#"export GIT_CONFIG_GLOBAL=/dev/null
-git() {{ command git -c safe.directory=/testbed -c apply.whitespace=nowarn "$@"; }}
+git() {{ command git -c safe.directory={REPO_ROOT} -c apply.whitespace=nowarn "$@"; }}
 index=$(mktemp) || exit {UNCHECKED}
 trap 'rm -f "$index"' EXIT
 export GIT_INDEX_FILE="$index"

@@ -18,6 +18,8 @@ const MAX_FAILURES_SHOWN: usize = 20;
 const DETAIL_LINES: usize = 6;
 /// Lines of raw output at the end of the summary.
 const TAIL_LINES: usize = 30;
+/// Bound on the `git status` that finds the changed test files.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs the tests named in `body` (one target per line: a file, a test id, or a Django test
 /// label); with no targets, the test files the model changed, else the runner's default.
@@ -62,7 +64,7 @@ async fn changed_test_targets(
     let status = ws
         .exec(
             "git status --porcelain=v1 --untracked-files=all",
-            std::time::Duration::from_secs(60),
+            STATUS_TIMEOUT,
         )
         .await?;
     Ok(status

@@ -6,8 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-/// The repository root inside every task container.
-pub const REPO_ROOT: &str = "/testbed";
+pub use crate::error::EnvFailure;
+pub use cwm_env::REPO_ROOT;
+
+/// `$HOME` when the session does not say otherwise (root's, as in SWE-bench images).
+const DEFAULT_HOME: &str = "/root";
+
+/// How long the session may take to print its working directory and `$HOME`.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The result of one command in the persistent session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,24 +38,6 @@ pub enum PathKind {
     Other,
 }
 
-/// An infrastructure failure: the container or the Docker daemon is gone, not a tool
-/// misuse by the model. It ends the episode with `env_error`.
-#[derive(Debug, thiserror::Error)]
-#[error("container environment failed while {action}: {detail}")]
-pub struct EnvFailure {
-    pub action: String,
-    pub detail: String,
-}
-
-impl EnvFailure {
-    pub fn new(action: impl Into<String>, detail: impl ToString) -> Self {
-        Self {
-            action: action.into(),
-            detail: detail.to_string(),
-        }
-    }
-}
-
 /// The task container as the tools see it. Paths are absolute.
 #[async_trait]
 pub trait Workspace: Send {
@@ -65,7 +53,7 @@ pub trait Workspace: Send {
 
 /// Resolves a model-given path: absolute paths stay, relative ones are under [`REPO_ROOT`].
 pub fn resolve_path(path: &str) -> String {
-    resolve_from(path, REPO_ROOT, "/root")
+    resolve_from(path, REPO_ROOT, DEFAULT_HOME)
 }
 
 /// Resolves a model-given path as the session would: `~` and `~/...` against its `$HOME`,
@@ -79,7 +67,7 @@ pub async fn resolve_in_session(ws: &mut dyn Workspace, path: &str) -> Result<St
     let out = ws
         .run(
             "builtin printf '%s\\n%s' \"$PWD\" \"$HOME\"",
-            Duration::from_secs(10),
+            RESOLVE_TIMEOUT,
         )
         .await?;
     let mut lines = out.output.lines();
@@ -90,7 +78,7 @@ pub async fn resolve_in_session(ws: &mut dyn Workspace, path: &str) -> Result<St
     let home = lines
         .next()
         .filter(|d| d.starts_with('/'))
-        .unwrap_or("/root");
+        .unwrap_or(DEFAULT_HOME);
     Ok(resolve_from(path, cwd, home))
 }
 
@@ -134,21 +122,24 @@ mod tests {
     fn paths_resolve_against_the_session() {
         assert_eq!(resolve_from("a.py", "/tmp", "/root"), "/tmp/a.py");
         assert_eq!(resolve_from("./a.py", "/", "/root"), "/a.py");
+        assert_eq!(resolve_from("~/p.diff", REPO_ROOT, "/root"), "/root/p.diff");
+        assert_eq!(resolve_from("~", REPO_ROOT, "/root"), "/root");
         assert_eq!(
-            resolve_from("~/p.diff", "/testbed", "/root"),
-            "/root/p.diff"
+            resolve_from("~x/p", REPO_ROOT, "/root"),
+            format!("{REPO_ROOT}/~x/p")
         );
-        assert_eq!(resolve_from("~", "/testbed", "/root"), "/root");
-        assert_eq!(resolve_from("~x/p", "/testbed", "/root"), "/testbed/~x/p");
-        assert_eq!(resolve_from("/abs", "/testbed", "/root"), "/abs");
+        assert_eq!(resolve_from("/abs", REPO_ROOT, "/root"), "/abs");
     }
 
     #[test]
     fn paths_resolve_under_the_repo() {
-        assert_eq!(resolve_path("a/b.py"), "/testbed/a/b.py");
-        assert_eq!(resolve_path("./a.py"), "/testbed/a.py");
+        assert_eq!(resolve_path("a/b.py"), format!("{REPO_ROOT}/a/b.py"));
+        assert_eq!(resolve_path("./a.py"), format!("{REPO_ROOT}/a.py"));
         assert_eq!(resolve_path(" /tmp/p.diff "), "/tmp/p.diff");
-        assert_eq!(parent_dir("/testbed/a/b.py"), "/testbed/a");
+        assert_eq!(
+            parent_dir(&format!("{REPO_ROOT}/a/b.py")),
+            format!("{REPO_ROOT}/a")
+        );
         assert_eq!(parent_dir("/x"), "/");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }

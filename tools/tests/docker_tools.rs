@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cwm_env::{Container, ContainerConfig, ShellConfig};
+use cwm_env::{Container, ContainerConfig, ShellConfig, REPO_ROOT};
 use cwm_tools::{execute, DockerWorkspace, ToolCall, ToolConfig, ToolName, ToolOutcome, Workspace};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -73,7 +73,7 @@ async fn crlf_files_are_edited_and_keep_their_endings() {
     )
     .await;
     assert!(out.success, "{out:?}");
-    let bytes = ws.read_file("/testbed/crlf.py").await.unwrap();
+    let bytes = ws.read_file(&format!("{REPO_ROOT}/crlf.py")).await.unwrap();
     assert_eq!(
         String::from_utf8(bytes).unwrap(),
         "a = 1\r\nb = 20\r\nb2 = 4\r\nc = 3\r\n"
@@ -113,8 +113,10 @@ async fn edits_through_a_symlink_write_the_target_and_keep_its_mode() {
         .unwrap();
     sh(
         &mut ws,
-        "mkdir -p sub && printf 'x = 1\\n' > sub/real.py && chmod 750 sub/real.py \
-         && ln -s sub/real.py rel.py && ln -s /testbed/rel.py chain.py",
+        &format!(
+            "mkdir -p sub && printf 'x = 1\\n' > sub/real.py && chmod 750 sub/real.py \
+             && ln -s sub/real.py rel.py && ln -s {REPO_ROOT}/rel.py chain.py"
+        ),
     )
     .await;
     for (link, to) in [("rel.py", "x = 2"), ("chain.py", "x = 3")] {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cwm_env::{Container, ContainerConfig};
+use cwm_env::{Container, ContainerConfig, REPO_ROOT};
 use cwm_tools::{execute, DockerWorkspace, ToolCall, ToolConfig, ToolName, ToolOutcome, Workspace};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,7 +28,7 @@ async fn container(test: &str, setup: &str) -> Container {
         .await
         .expect("starting a container");
     let out = container
-        .exec(&format!("cd /testbed && {setup}"), TIMEOUT)
+        .exec(&format!("cd {REPO_ROOT} && {setup}"), TIMEOUT)
         .await
         .unwrap();
     assert_eq!(out.exit_code, Some(0), "{}", out.output);

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use cwm_datasets::Instance;
-use cwm_env::{Container, ContainerConfig};
+use cwm_env::{Container, ContainerConfig, REPO_ROOT};
 use cwm_parsers::TestRunner;
 use cwm_tools::{execute, DockerWorkspace, ToolCall, ToolConfig, ToolName, Workspace};
 
@@ -97,7 +97,7 @@ async fn pytest_fixture() {
     check(
         "paginate",
         "tests/test_paginator.py",
-        "/testbed/tests/test_broken.py",
+        &format!("{REPO_ROOT}/tests/test_broken.py"),
         "tests/test_broken.py",
     )
     .await;
@@ -108,7 +108,7 @@ async fn django_fixture() {
     check(
         "daterange",
         "ranges_tests.tests",
-        "/testbed/tests/broken_tests/tests.py",
+        &format!("{REPO_ROOT}/tests/broken_tests/tests.py"),
         "broken_tests.tests",
     )
     .await;
@@ -126,7 +126,7 @@ async fn sympy_fixture() {
     check(
         "rational",
         &test_file,
-        "/testbed/minisym/tests/test_broken.py",
+        &format!("{REPO_ROOT}/minisym/tests/test_broken.py"),
         "minisym/tests/test_broken.py",
     )
     .await;

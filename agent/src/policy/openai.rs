@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{ModelReply, Policy, PolicyError};
+use crate::error::ResponseProblem;
 use cwm_protocol::chat::assistant_content;
 use cwm_protocol::message::{Message, Role};
 
@@ -127,7 +128,7 @@ impl OpenAiPolicy {
             .timeout(config.request_timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| PolicyError::Setup(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(PolicyError::HttpClient)?;
         Ok(Self {
             config,
             client,
@@ -149,11 +150,9 @@ impl OpenAiPolicy {
         } else {
             Tokenizer::from_json_file(path)
         };
-        let tokenizer = loaded.map_err(|e| {
-            PolicyError::Setup(format!(
-                "cannot load the tokenizer {}: {e}; give a tokenizer.json or a GGUF file",
-                path.display()
-            ))
+        let tokenizer = loaded.map_err(|source| PolicyError::Tokenizer {
+            path: path.to_path_buf(),
+            source,
         })?;
         let count: TokenCounter =
             Box::new(move |text| tokenizer.encode(text).ok().map(|ids| ids.len()));
@@ -164,10 +163,9 @@ impl OpenAiPolicy {
     /// Without the `local` feature there is no tokenizer to load.
     #[cfg(not(feature = "local"))]
     pub fn with_tokenizer(self, path: &std::path::Path) -> Result<Self, PolicyError> {
-        Err(PolicyError::Setup(format!(
-            "cannot load the tokenizer {}: this build has no `local` feature; rebuild with it",
-            path.display()
-        )))
+        Err(PolicyError::NoTokenizerSupport {
+            path: path.to_path_buf(),
+        })
     }
 
     fn body(&self, messages: &[Message], max_tokens: usize) -> Value {
@@ -214,14 +212,14 @@ impl OpenAiPolicy {
         }
         let response = request.send().await.map_err(|e| {
             let retry = e.is_timeout() || e.is_connect() || e.is_request();
-            (Retry::backoff_if(retry), request_error(&url, 1, &e))
+            (Retry::backoff_if(retry), request_error(&url, e))
         })?;
         let status = response.status();
         let retry_after = retry_after(&response);
         let text = response
             .text()
             .await
-            .map_err(|e| (Retry::Backoff, request_error(&url, 1, &e)))?;
+            .map_err(|e| (Retry::Backoff, request_error(&url, e)))?;
         if !status.is_success() {
             let retry = match retry_after {
                 Some(after) if status.as_u16() == 429 => Retry::After(after),
@@ -236,24 +234,18 @@ impl OpenAiPolicy {
             return Err((retry, error));
         }
         serde_json::from_str(&text).map_err(|e| {
-            let detail = format!("not JSON ({e})");
-            (Retry::No, PolicyError::BadResponse { url, detail })
+            let problem = ResponseProblem::NotJson(e);
+            (Retry::No, PolicyError::BadResponse { url, problem })
         })
     }
 }
 
-fn request_error(url: &str, attempts: u32, e: &reqwest::Error) -> PolicyError {
-    // reqwest's Display hides the cause (e.g. "connection refused"); include the chain.
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        detail.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
+/// A failed request, counted as one attempt (the retry loop sets the final count).
+fn request_error(url: &str, source: reqwest::Error) -> PolicyError {
     PolicyError::Request {
         url: url.to_string(),
-        attempts,
-        detail,
+        attempts: 1,
+        source,
     }
 }
 
@@ -280,11 +272,11 @@ impl Policy for OpenAiPolicy {
                 Err((Retry::After(after), _)) if attempt <= self.config.max_retries => {
                     tokio::time::sleep(after.min(self.config.request_timeout)).await;
                 }
-                Err((_, PolicyError::Request { url, detail, .. })) => {
+                Err((_, PolicyError::Request { url, source, .. })) => {
                     return Err(PolicyError::Request {
                         url,
                         attempts: attempt,
-                        detail,
+                        source,
                     })
                 }
                 Err((_, e)) => return Err(e),
@@ -378,12 +370,12 @@ fn parse_reply(url: &str, json: &Value, latency: Duration) -> Result<ModelReply,
     let completion: Completion =
         serde_json::from_value(json.clone()).map_err(|e| PolicyError::BadResponse {
             url: url.to_string(),
-            detail: e.to_string(),
+            problem: ResponseProblem::NotACompletion(e),
         })?;
     let Some(choice) = completion.choices.into_iter().next() else {
         return Err(PolicyError::BadResponse {
             url: url.to_string(),
-            detail: "no choices".into(),
+            problem: ResponseProblem::NoChoices,
         });
     };
     let content = choice.message.content.unwrap_or_default();

@@ -8,6 +8,7 @@ use cwm_datasets::Instance;
 use cwm_tools::{ToolCall, ToolName};
 
 use super::{ModelReply, Policy, PolicyError};
+use crate::error::OracleError;
 use cwm_protocol::message::{assistant_turns, Message};
 
 /// Where the oracle writes its patch.
@@ -57,11 +58,9 @@ impl Policy for OraclePolicy {
     }
 
     async fn start_episode(&mut self, instance: &Instance) -> Result<(), PolicyError> {
-        let calls = oracle_calls(&instance.patch).map_err(|e| {
-            PolicyError::Setup(format!(
-                "oracle: gold patch of {}: {e}",
-                instance.instance_id
-            ))
+        let calls = oracle_calls(&instance.patch).map_err(|source| PolicyError::Oracle {
+            instance_id: instance.instance_id.clone(),
+            source,
         })?;
         let mut turns: Vec<String> = calls
             .iter()
@@ -73,9 +72,12 @@ impl Policy for OraclePolicy {
     }
 }
 
-/// The calls that reproduce `patch`, each with a one-line reason: edits and creates, then
-/// writing the diff and submitting it.
-pub fn oracle_calls(patch: &str) -> Result<Vec<(String, ToolCall)>, String> {
+/// The calls that reproduce `patch` (a unified diff), each with a one-line reason: edits and
+/// creates, then writing the diff and submitting it.
+///
+/// Errors: an [`OracleError`] when the diff cannot be read, or holds something the tools
+/// cannot reproduce (a rename, a hunk without old lines to anchor an edit).
+pub fn oracle_calls(patch: &str) -> Result<Vec<(String, ToolCall)>, OracleError> {
     let mut calls = Vec::new();
     let mut created = Vec::new();
     for file in parse_unified_diff(patch)? {
@@ -85,7 +87,7 @@ pub fn oracle_calls(patch: &str) -> Result<Vec<(String, ToolCall)>, String> {
         calls.extend(file_calls(&file)?);
     }
     if calls.is_empty() {
-        return Err("the patch changes no file".into());
+        return Err(OracleError::NoChanges);
     }
     calls.push((
         "Write the changes as a patch.".into(),
@@ -111,7 +113,7 @@ fn diff_command(created: &[String]) -> String {
     format!("{add}git diff > {PATCH_PATH} && git diff --stat")
 }
 
-fn file_calls(file: &FileDiff) -> Result<Vec<(String, ToolCall)>, String> {
+fn file_calls(file: &FileDiff) -> Result<Vec<(String, ToolCall)>, OracleError> {
     match (&file.old_path, &file.new_path) {
         (None, Some(path)) => {
             let content = file
@@ -136,25 +138,26 @@ fn file_calls(file: &FileDiff) -> Result<Vec<(String, ToolCall)>, String> {
                 format!("rm -- {}", cwm_tools::shell_quote(path)),
             ),
         )]),
-        (Some(old), Some(new)) if old != new => {
-            Err(format!("renames ({old} -> {new}) are not supported"))
-        }
+        (Some(old), Some(new)) if old != new => Err(OracleError::Rename {
+            old: old.clone(),
+            new: new.clone(),
+        }),
         (Some(path), Some(_)) => file
             .hunks
             .iter()
             .enumerate()
             .map(|(i, h)| edit_call(path, i, h))
             .collect(),
-        (None, None) => Err("a file diff without paths".into()),
+        (None, None) => Err(OracleError::NoPaths),
     }
 }
 
-fn edit_call(path: &str, index: usize, hunk: &Hunk) -> Result<(String, ToolCall), String> {
+fn edit_call(path: &str, index: usize, hunk: &Hunk) -> Result<(String, ToolCall), OracleError> {
     if hunk.old.is_empty() {
-        return Err(format!(
-            "hunk {} of {path} has no old lines to anchor an edit",
-            index + 1
-        ));
+        return Err(OracleError::NoAnchor {
+            path: path.to_string(),
+            hunk: index + 1,
+        });
     }
     let body = format!(
         "{path}\n<<<<<<< SEARCH\n{}\n=======\n{}\n>>>>>>> REPLACE",
@@ -185,19 +188,19 @@ struct Hunk {
     new: Vec<String>,
 }
 
-fn parse_unified_diff(patch: &str) -> Result<Vec<FileDiff>, String> {
+fn parse_unified_diff(patch: &str) -> Result<Vec<FileDiff>, OracleError> {
     let mut files = Vec::new();
     let mut lines = patch.lines().peekable();
     while let Some(line) = lines.next() {
         if line.starts_with("diff --git ") {
             files.push(FileDiff::default());
         } else if let Some(p) = line.strip_prefix("--- ") {
-            current(&mut files)?.old_path = diff_path(p);
+            current(&mut files).old_path = diff_path(p);
         } else if let Some(p) = line.strip_prefix("+++ ") {
-            current(&mut files)?.new_path = diff_path(p);
+            current(&mut files).new_path = diff_path(p);
         } else if line.starts_with("@@ ") {
             let (old_len, new_len) = hunk_lengths(line)?;
-            let file = current(&mut files)?;
+            let file = current(&mut files);
             let hunk = read_hunk(&mut lines, old_len, new_len, &mut file.new_no_newline)?;
             file.hunks.push(hunk);
         }
@@ -205,11 +208,14 @@ fn parse_unified_diff(patch: &str) -> Result<Vec<FileDiff>, String> {
     Ok(files)
 }
 
-fn current(files: &mut Vec<FileDiff>) -> Result<&mut FileDiff, String> {
+/// The file diff being read; a diff without a `diff --git` line starts one at its first
+/// header.
+fn current(files: &mut Vec<FileDiff>) -> &mut FileDiff {
     if files.is_empty() {
         files.push(FileDiff::default());
     }
-    files.last_mut().ok_or_else(|| "no file header".to_string())
+    let last = files.len() - 1;
+    &mut files[last]
 }
 
 fn diff_path(text: &str) -> Option<String> {
@@ -226,10 +232,12 @@ fn diff_path(text: &str) -> Option<String> {
 }
 
 /// `@@ -a,b +c,d @@` -> (b, d); a missing count means 1.
-fn hunk_lengths(header: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("bad hunk header {header:?}");
+fn hunk_lengths(header: &str) -> Result<(usize, usize), OracleError> {
+    let bad = || OracleError::BadHunkHeader {
+        header: header.to_string(),
+    };
     let mut parts = header.split_whitespace().skip(1);
-    let mut len = |prefix: char| -> Result<usize, String> {
+    let mut len = |prefix: char| -> Result<usize, OracleError> {
         let range = parts
             .next()
             .and_then(|p| p.strip_prefix(prefix))
@@ -247,10 +255,10 @@ fn read_hunk<'a>(
     mut old_left: usize,
     mut new_left: usize,
     new_no_newline: &mut bool,
-) -> Result<Hunk, String> {
+) -> Result<Hunk, OracleError> {
     let mut hunk = Hunk::default();
     while old_left > 0 || new_left > 0 || lines.peek().is_some_and(|l| l.starts_with('\\')) {
-        let line = lines.next().ok_or("the patch ends inside a hunk")?;
+        let line = lines.next().ok_or(OracleError::EndsInsideHunk)?;
         // An empty line is a context line whose trailing space was stripped.
         let tag = line.chars().next().unwrap_or(' ');
         let text = line.get(tag.len_utf8()..).unwrap_or("");
@@ -270,7 +278,11 @@ fn read_hunk<'a>(
                 hunk.new.push(text.to_string());
                 new_left = new_left.saturating_sub(1);
             }
-            _ => return Err(format!("unexpected line in a hunk: {line:?}")),
+            _ => {
+                return Err(OracleError::UnexpectedLine {
+                    line: line.to_string(),
+                })
+            }
         }
     }
     Ok(hunk)

@@ -41,12 +41,12 @@ pub struct ReplayPolicy {
 impl ReplayPolicy {
     /// Loads a trajectory (`.jsonl` whose first line is a header) or a script file.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            PolicyError::Setup(format!("cannot read replay file {}: {e}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::ReplayFile {
+            path: path.to_path_buf(),
+            source,
         })?;
         if text.trim_start().starts_with("{\"type\":\"header\"") {
-            let trajectory =
-                read_trajectory(path).map_err(|e| PolicyError::Setup(e.to_string()))?;
+            let trajectory = read_trajectory(path)?;
             Ok(Self::from_trajectory(&trajectory, path.to_path_buf()))
         } else {
             Ok(Self::from_script(&text, path.display().to_string()))

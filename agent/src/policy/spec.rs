@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::PolicyError;
+use crate::error::SpecProblem;
 
 /// A parsed model spec. Construct the policy from it with the matching type:
 /// [`super::OpenAiPolicy`], [`super::ReplayPolicy`], [`super::OraclePolicy`].
@@ -28,23 +29,24 @@ pub enum ModelSpec {
 /// Parses a model spec; the error says which forms are accepted.
 pub fn parse_model_spec(spec: &str) -> Result<ModelSpec, PolicyError> {
     let spec = spec.trim();
-    let bad = |why: &str| {
-        PolicyError::Setup(format!(
-            "invalid model spec {spec:?}: {why}; use local:PATH, openai:MODEL[@URL], replay:FILE or oracle"
-        ))
+    let bad = |problem: SpecProblem| PolicyError::BadSpec {
+        spec: spec.to_string(),
+        problem,
     };
     if spec == "oracle" {
         return Ok(ModelSpec::Oracle);
     }
-    let (kind, rest) = spec.split_once(':').ok_or_else(|| bad("missing `KIND:`"))?;
+    let (kind, rest) = spec
+        .split_once(':')
+        .ok_or_else(|| bad(SpecProblem::MissingKind))?;
     if rest.is_empty() {
-        return Err(bad("nothing after the colon"));
+        return Err(bad(SpecProblem::NothingAfterColon));
     }
     match kind {
         "local" => Ok(ModelSpec::Local { path: rest.into() }),
         "replay" => Ok(ModelSpec::Replay { path: rest.into() }),
         "openai" => Ok(openai_spec(rest)),
-        other => Err(bad(&format!("unknown kind {other:?}"))),
+        other => Err(bad(SpecProblem::UnknownKind(other.to_string()))),
     }
 }
 

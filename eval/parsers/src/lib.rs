@@ -10,11 +10,13 @@
 #![forbid(unsafe_code)]
 
 mod django;
+mod error;
 mod pytest;
 pub mod runner;
 pub mod status;
 mod sympy;
 
+pub use error::ParserCrash;
 pub use status::{StatusMap, TestStatus, STATUS_WORDS};
 
 pub use django::parse_log_django;
@@ -28,16 +30,6 @@ pub use sympy::parse_log_sympy;
 /// A log parser: log text in, statuses out. `Err` where the official parser raises an
 /// exception on the text (then SWE-bench 5.0.2 writes no report for the instance).
 pub type Parser = fn(&str) -> Result<StatusMap, ParserCrash>;
-
-/// The official parser raised on a line of the log. Only Django's does: a `FAIL:` or
-/// `ERROR:` line with no test name after it is an `IndexError` in
-/// `log_parsers/python.py`. cwm-bench matches that (no report.json; the instance counts as
-/// an error) rather than guessing a verdict the official grader never gives.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the log line `{line}` has no test name after its status, and SWE-bench 5.0.2's parser fails on it")]
-pub struct ParserCrash {
-    pub line: String,
-}
 
 /// The parser registered under an official `log_parser` name.
 pub fn by_name(name: &str) -> Option<Parser> {

@@ -39,17 +39,20 @@ pub fn colour(index: usize) -> RGBColor {
 pub fn render(chart: &BarChart) -> Result<String, ResultsError> {
     let mut svg = String::new();
     let width = (160 + 90 * chart.categories.len().max(1) as u32).clamp(480, 1100);
-    draw(chart, &mut svg, (width, 340)).map_err(|message| ResultsError::Chart {
+    draw(chart, &mut svg, (width, 340)).map_err(|source| ResultsError::Chart {
         chart: chart.title.to_string(),
-        message,
+        source,
     })?;
     Ok(svg)
 }
 
-fn draw(chart: &BarChart, svg: &mut String, size: (u32, u32)) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
+fn draw(
+    chart: &BarChart,
+    svg: &mut String,
+    size: (u32, u32),
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
     let root = SVGBackend::with_string(svg, size).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
+    root.fill(&WHITE)?;
     let n = chart.categories.len().max(1);
     let data_max = chart
         .series
@@ -62,19 +65,17 @@ fn draw(chart: &BarChart, svg: &mut String, size: (u32, u32)) -> Result<(), Stri
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(52)
-        .build_cartesian_2d(0f64..n as f64, 0f64..y_max)
-        .map_err(|e| err(&e))?;
+        .build_cartesian_2d(0f64..n as f64, 0f64..y_max)?;
     ctx.configure_mesh()
         .disable_x_mesh()
         .disable_x_axis()
         .x_labels(0)
         .y_desc(chart.y_label)
-        .draw()
-        .map_err(|e| err(&e))?;
-    draw_bars(&mut ctx, chart).map_err(|e| err(&e))?;
-    draw_category_labels(&ctx, chart, &root).map_err(|e| err(&e))?;
+        .draw()?;
+    draw_bars(&mut ctx, chart)?;
+    draw_category_labels(&ctx, chart, &root)?;
     // The legend is HTML under the figure (see `legend_html`): inside the plot it hides bars.
-    root.present().map_err(|e| err(&e))
+    root.present()
 }
 
 type Ctx<'a, 'b> = ChartContext<

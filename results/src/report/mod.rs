@@ -47,9 +47,9 @@ pub fn write_report(runs: &[LoadedRun], out: &Path) -> Result<ReportFiles, Resul
     let leaderboard_md = out.join("leaderboard.md");
     write_file(&leaderboard_md, leaderboard::markdown(&rows).as_bytes())?;
     let leaderboard_csv = out.join("leaderboard.csv");
-    let csv = leaderboard::csv(&rows).map_err(|e| ResultsError::Encode {
+    let csv = leaderboard::csv(&rows).map_err(|source| ResultsError::Csv {
         path: leaderboard_csv.clone(),
-        message: e.to_string(),
+        source,
     })?;
     write_file(&leaderboard_csv, csv.as_bytes())?;
     let index_html = html::index(&html::Index {

@@ -54,9 +54,9 @@ pub fn summary_file_name(run: &LoadedRun) -> String {
 
 /// Writes `dir` for one run; returns the directory.
 pub fn write(run: &LoadedRun, dir: &Path) -> Result<PathBuf, ResultsError> {
-    let encode = |path: &Path, e: serde_json::Error| ResultsError::Encode {
+    let encode = |path: &Path, source: serde_json::Error| ResultsError::Encode {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     };
     let preds_path = dir.join("all_preds.jsonl");
     let mut lines = String::new();

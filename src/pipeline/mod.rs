@@ -1,0 +1,15 @@
+//! One instance end to end, and a whole run of them.
+//!
+//! - [`solve`]: a container of the instance's image, the episode, the container's removal.
+//! - [`grade`]: the patch graded in a fresh container (or the finished evaluation on disk).
+//! - [`run`]: every selected instance with a worker pool, resumable, and stopped cleanly
+//!   by a signal ([`run::Run`]).
+//! - [`with_cleanup`]: any container work that a stop signal must not leave behind.
+
+mod cleanup;
+mod instance;
+pub mod run;
+
+pub use cleanup::with_cleanup;
+pub use instance::{grade, solve, Solved, Task, Timings};
+pub use run::{summarise, summary_rows, Run, RunOutcome, SummaryRow};
