@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bytesize::ByteSize;
 use cwm_agent::{OpenAiSampling, Policy};
 use cwm_eval::EvalOptions;
 use cwm_protocol::{Budgets, OnBudget, ToolName};
@@ -103,6 +104,7 @@ impl RunConfig {
     pub fn eval_options(&self) -> EvalOptions {
         let mut options = EvalOptions::new(&self.run.run_id);
         options.timeout = std::time::Duration::from_secs(self.eval.timeout_secs);
+        self.eval.limit(&mut options);
         options
     }
 
@@ -181,6 +183,9 @@ pub struct DatasetSelection {
     pub shuffle: bool,
     /// Seed of the shuffle.
     pub seed: u64,
+    /// Leave out the instances this file lists (a `validation.json` from `eval --validate`,
+    /// a JSON list of ids, or one id per line).
+    pub known_bad: Option<PathBuf>,
 }
 
 impl Default for DatasetSelection {
@@ -193,6 +198,7 @@ impl Default for DatasetSelection {
             slice: None,
             shuffle: false,
             seed: 0,
+            known_bad: None,
         }
     }
 }
@@ -217,7 +223,12 @@ impl DatasetSelection {
             shuffle_seed: self.shuffle.then_some(self.seed),
             slice,
         };
-        Ok(filter.apply(all)?)
+        let mut selected = filter.apply(all)?;
+        if let Some(path) = &self.known_bad {
+            let bad = crate::pipeline::validate::read_known_bad(path)?;
+            selected.retain(|i| !bad.contains(&i.instance_id));
+        }
+        Ok(selected)
     }
 }
 
@@ -326,13 +337,17 @@ pub fn default_model() -> String {
 }
 
 /// Grading.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalSettings {
     /// Grade each patch in a fresh container as soon as it is submitted.
     pub evaluate: bool,
     /// Seconds for an eval script (default: the grader's, [`EvalOptions`]).
     pub timeout_secs: u64,
+    /// CPUs an eval container may use (default: no limit, as the official harness).
+    pub cpus: Option<f64>,
+    /// Memory an eval container may use (default: no limit, as the official harness).
+    pub memory: Option<ByteSize>,
 }
 
 impl Default for EvalSettings {
@@ -340,6 +355,20 @@ impl Default for EvalSettings {
         Self {
             evaluate: false,
             timeout_secs: EvalOptions::new("").timeout.as_secs(),
+            cpus: None,
+            memory: None,
+        }
+    }
+}
+
+impl EvalSettings {
+    /// Sets the limits on `options`.
+    pub fn limit(&self, options: &mut EvalOptions) {
+        if let Some(cpus) = self.cpus {
+            options.nano_cpus = (cpus * 1e9) as i64;
+        }
+        if let Some(memory) = self.memory {
+            options.memory_bytes = i64::try_from(memory.as_u64()).unwrap_or(i64::MAX);
         }
     }
 }
@@ -456,6 +485,10 @@ pub struct DatasetOverrides {
     /// Seed for --shuffle.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Leave out the instances this file lists: a `validation.json` written by
+    /// `eval --validate`, a JSON list of ids, or one id per line.
+    #[arg(long)]
+    pub known_bad: Option<PathBuf>,
 }
 
 impl DatasetOverrides {
@@ -473,6 +506,9 @@ impl DatasetOverrides {
         }
         set(&mut dataset.shuffle, &self.shuffle);
         set(&mut dataset.seed, &self.seed);
+        if self.known_bad.is_some() {
+            dataset.known_bad.clone_from(&self.known_bad);
+        }
     }
 }
 
@@ -637,12 +673,36 @@ pub struct EvalOverrides {
     #[arg(long)]
     #[serde(rename = "timeout")]
     pub eval_timeout: Option<u64>,
+    /// CPUs an eval container may use, e.g. 2 or 0.5 (default: no limit, as the official
+    /// harness).
+    #[arg(long, value_parser = parse_cpus)]
+    #[serde(rename = "cpus")]
+    pub eval_cpus: Option<f64>,
+    /// Memory an eval container may use, e.g. 8GiB (default: no limit, as the official
+    /// harness).
+    #[arg(long)]
+    #[serde(rename = "memory")]
+    pub eval_memory: Option<ByteSize>,
+}
+
+/// A positive, finite number of CPUs.
+pub fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cpus) if cpus > 0.0 && cpus.is_finite() => Ok(cpus),
+        _ => Err(format!("`{text}` is not a positive number of CPUs")),
+    }
 }
 
 impl EvalOverrides {
     fn apply(&self, eval: &mut EvalSettings) {
         set(&mut eval.evaluate, &self.evaluate);
         set(&mut eval.timeout_secs, &self.eval_timeout);
+        if self.eval_cpus.is_some() {
+            eval.cpus = self.eval_cpus;
+        }
+        if self.eval_memory.is_some() {
+            eval.memory = self.eval_memory;
+        }
     }
 }
 

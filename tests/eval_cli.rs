@@ -316,3 +316,125 @@ fn grade_names_bad_input_and_keeps_what_it_wrote() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert_eq!(std::fs::read(&report).expect("report"), written);
 }
+
+/// A dataset of three fixtures: one sound, one whose gold patch is empty (so gold cannot
+/// resolve it), one with no FAIL_TO_PASS tests (so its base commit already resolves it).
+fn validation_dataset(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(cwm_datasets::fixtures::fixtures_jsonl()).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pick = |id: &str| {
+        rows.iter()
+            .find(|r| r["instance_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let sound = pick("fixtures__paginate-1");
+    let mut no_gold = pick("fixtures__rational-1");
+    no_gold["patch"] = "".into();
+    let mut no_f2p = pick("fixtures__daterange-1");
+    no_f2p["FAIL_TO_PASS"] = serde_json::json!([]);
+    let path = dir.join("validation.jsonl");
+    let lines: Vec<String> = [sound, no_gold, no_f2p]
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+#[test]
+fn validate_lists_broken_instances_and_known_bad_leaves_them_out() {
+    build_fixture_images();
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = validation_dataset(dir.path());
+    let runs = dir.path().join("runs");
+    let run_id = format!("validate-{}", std::process::id());
+    let common = [
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "--workers",
+        "2",
+    ];
+    let refused = cwm_bench(
+        &[
+            &["eval", "--predictions", "empty", "--validate"][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--predictions gold"));
+
+    let out = cwm_bench(
+        &[
+            &[
+                "eval",
+                "--predictions",
+                "gold",
+                "--validate",
+                "--run-id",
+                &run_id,
+            ][..],
+            &common,
+        ]
+        .concat(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "validated 3: 1 ok, 1 whose gold patch does not resolve them, 1 resolved with no patch"
+        ),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report_path = runs.join(&run_id).join("validation.json");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(report["ok"], serde_json::json!(["fixtures__paginate-1"]));
+    assert_eq!(
+        report["gold_unresolved"][0]["instance_id"],
+        "fixtures__rational-1"
+    );
+    assert_eq!(
+        report["base_resolved"][0]["instance_id"],
+        "fixtures__daterange-1"
+    );
+    assert_eq!(
+        report["known_bad"],
+        serde_json::json!(["fixtures__daterange-1", "fixtures__rational-1"])
+    );
+    // The sound instance's base run fails its FAIL_TO_PASS tests, as it should.
+    assert!(runs
+        .join(&run_id)
+        .join("validate-base/fixtures__paginate-1/test_output.txt")
+        .exists());
+
+    // Fed back, the list leaves the two out.
+    let later = format!("{run_id}-later");
+    let out = cwm_bench(
+        &[
+            &[
+                "eval",
+                "--predictions",
+                "gold",
+                "--known-bad",
+                report_path.to_str().unwrap(),
+                "--run-id",
+                &later,
+            ][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout_last_line(&out), "resolved 1/1 (100.0%)");
+}

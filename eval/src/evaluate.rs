@@ -50,21 +50,23 @@ pub struct EvalOptions {
     /// Docker's default network (upstream's behaviour); when off, pip is told not to use an
     /// index or build isolation, so reinstall steps work offline.
     pub network: bool,
+    /// Memory limit of the eval container in bytes; 0 is none (the official harness sets none).
     pub memory_bytes: i64,
+    /// CPU limit in billionths of a CPU; 0 is none (the official harness sets none).
     pub nano_cpus: i64,
 }
 
 impl EvalOptions {
     /// The official harness's settings for run `run_id`: [`DEFAULT_EVAL_TIMEOUT`], Docker's
-    /// default network, and the memory and CPU limits of [`ContainerConfig::new`].
+    /// default network, and no memory or CPU limit (`run_instances` in SWE-bench 5.0.2 starts
+    /// its containers without one; heavy suites need it).
     pub fn new(run_id: impl Into<String>) -> Self {
-        let defaults = ContainerConfig::new("", "", "");
         Self {
             run_id: run_id.into(),
             timeout: DEFAULT_EVAL_TIMEOUT,
             network: true,
-            memory_bytes: defaults.memory_bytes,
-            nano_cpus: defaults.nano_cpus,
+            memory_bytes: 0,
+            nano_cpus: 0,
         }
     }
 }
@@ -141,6 +143,7 @@ pub async fn evaluate(
         patch,
         script: &script,
         opts,
+        apply: true,
     };
     let nonce = hardened::new_nonce();
     let official = run.attempt(&nonce, &[]).await?;
@@ -173,6 +176,49 @@ pub async fn evaluate(
             resolved,
             official_resolved: report.as_ref().is_some_and(|r| r.resolved),
             flags,
+            error,
+        },
+        report,
+    };
+    evaluation.write(out_dir)?;
+    Ok(evaluation)
+}
+
+/// Runs the instance's tests on its base commit, with no patch (the eval script still applies
+/// the test patch), and grades the log as the official grader would a patch's. This is
+/// cwm-bench's own step, not SWE-bench's (5.x does not run an empty patch): gold validation
+/// uses it to find instances whose tests already pass without a fix. Files are written to
+/// `out_dir` as [`evaluate`] writes them; the hardened verdict is the official one.
+pub async fn evaluate_base(
+    docker: &Docker,
+    instance: &Instance,
+    opts: &EvalOptions,
+    out_dir: &Path,
+) -> Result<Evaluation, EvalError> {
+    parser_for(instance)?;
+    let script = official_eval_script(&eval_script(instance)?);
+    write_atomic(&out_dir.join("eval.sh"), script.as_bytes())?;
+    let run = Run {
+        docker,
+        instance,
+        patch: "",
+        script: &script,
+        opts,
+        apply: false,
+    };
+    let attempt = run.attempt(&hardened::new_nonce(), &[]).await?;
+    write_atomic(&out_dir.join(INSTANCE_LOG_FILE), attempt.apply_log.as_bytes())?;
+    if let Some(log) = &attempt.log {
+        write_atomic(&out_dir.join(TEST_OUTPUT_FILE), log.as_bytes())?;
+    }
+    let (report, error) = official_verdict(instance, "", &attempt, opts);
+    let resolved = report.as_ref().is_some_and(|r| r.resolved);
+    let evaluation = Evaluation {
+        hardened: Hardened {
+            instance_id: instance.instance_id.clone(),
+            resolved,
+            official_resolved: resolved,
+            flags: Vec::new(),
             error,
         },
         report,
@@ -267,6 +313,8 @@ struct Run<'a> {
     patch: &'a str,
     script: &'a str,
     opts: &'a EvalOptions,
+    /// Apply `patch` first; off for a base-commit run ([`evaluate_base`]).
+    apply: bool,
 }
 
 /// What one attempt produced: the apply log, and the test log when the patch applied.
@@ -306,7 +354,9 @@ impl Run<'_> {
         nonce: &str,
         revert: &[String],
     ) -> Result<Attempt, cwm_env::EnvError> {
-        let (applied, apply_log) = if self.patch.trim().is_empty() {
+        let (applied, apply_log) = if !self.apply {
+            (true, "base commit: no patch applied\n".into())
+        } else if self.patch.trim().is_empty() {
             (
                 false,
                 "the patch holds only whitespace; nothing to apply\n".into(),

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cwm_bench::config::EvalSettings;
+use cwm_bench::pipeline::validate::{read_known_bad, validate_base, ValidationReport};
 use cwm_bench::pipeline::with_cleanup;
 use cwm_datasets::Instance;
 use cwm_eval::predictions::Predictions;
@@ -37,6 +39,23 @@ pub struct EvalArgs {
     /// Directory holding the run directories.
     #[arg(long, default_value = "runs")]
     pub runs_dir: PathBuf,
+    /// With `--predictions gold`: also run every instance's tests on its base commit (no
+    /// patch), and write `validation.json` listing instances whose gold patch does not
+    /// resolve them or whose base commit already does (broken images, flaky tests).
+    #[arg(long)]
+    pub validate: bool,
+    /// Leave out the instances this file lists (a `validation.json`, a JSON list of ids, or
+    /// one id per line).
+    #[arg(long)]
+    pub known_bad: Option<PathBuf>,
+    /// CPUs an eval container may use, e.g. 2 or 0.5 (default: no limit, as the official
+    /// harness).
+    #[arg(long, value_parser = cwm_bench::config::parse_cpus)]
+    pub eval_cpus: Option<f64>,
+    /// Memory an eval container may use, e.g. 8GiB (default: no limit, as the official
+    /// harness).
+    #[arg(long)]
+    pub eval_memory: Option<bytesize::ByteSize>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +68,10 @@ pub enum EvalNetwork {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.workers > 0, "--workers must be at least 1");
+    anyhow::ensure!(
+        !args.validate || args.predictions == "gold",
+        "--validate checks the dataset's gold patches; give --predictions gold"
+    );
     anyhow::ensure!(
         args.timeout != Some(0),
         "--timeout must be at least 1 second"
@@ -68,16 +91,38 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         opts.timeout = Duration::from_secs(secs);
     }
     opts.network = args.eval_network == EvalNetwork::Default;
+    let limits = EvalSettings {
+        cpus: args.eval_cpus,
+        memory: args.eval_memory,
+        ..EvalSettings::default()
+    };
+    limits.limit(&mut opts);
     let run_dir = args.runs_dir.join(&run_id);
     let runtime = tokio::runtime::Runtime::new()?;
     let failures = runtime.block_on(with_cleanup(
         &run_id,
-        evaluate_all(&to_run, &preds, &opts, &run_dir, args.workers),
+        evaluate_all(
+            &to_run,
+            &preds,
+            &opts,
+            &run_dir,
+            args.workers,
+            args.validate,
+        ),
     ))?;
     let ids: Vec<String> = selected.iter().map(|i| i.instance_id.clone()).collect();
     let (summary, hardened) = cwm_bench::pipeline::summarise(&ids, &preds, &run_dir)?;
     println!("{}", hardened.line());
     println!("{}", summary.resolved_line());
+    if args.validate {
+        let report = ValidationReport::from_run_dir(&to_run, &run_dir)?;
+        let path = report.write(&run_dir)?;
+        println!("{}", report.line());
+        println!(
+            "validation report: {} (pass it as --known-bad to leave those out)",
+            path.display()
+        );
+    }
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
@@ -89,7 +134,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 /// dataset does not hold at all are an error; ones for instances filtered out are not
 /// evaluated but, as upstream, still count as submitted in the summary.
 fn load_inputs(args: &EvalArgs) -> anyhow::Result<(Vec<Instance>, Predictions)> {
-    let (all, selected) = args.dataset.load_both()?;
+    let (all, mut selected) = args.dataset.load_both()?;
+    if let Some(path) = &args.known_bad {
+        let bad = read_known_bad(path)?;
+        selected.retain(|i| !bad.contains(&i.instance_id));
+    }
     let preds = super::shared::load_predictions(&args.predictions, &selected, &all, true)?;
     anyhow::ensure!(
         selected.iter().any(|i| preds.contains_key(&i.instance_id)),
@@ -107,6 +156,7 @@ async fn evaluate_all(
     opts: &EvalOptions,
     run_dir: &Path,
     workers: usize,
+    validate: bool,
 ) -> anyhow::Result<usize> {
     let docker = cwm_env::connect().await?;
     let bar = progress_bar(instances.len());
@@ -119,10 +169,12 @@ async fn evaluate_all(
         let out_dir = run_dir.join("eval").join(&instance.instance_id);
         let docker = &docker;
         async move {
-            (
-                instance,
-                cwm_bench::pipeline::grade(docker, instance, patch, opts, &out_dir).await,
-            )
+            let gold = cwm_bench::pipeline::grade(docker, instance, patch, opts, &out_dir).await;
+            let base = match (&gold, validate) {
+                (Ok(_), true) => validate_base(docker, instance, opts, run_dir).await.err(),
+                _ => None,
+            };
+            (instance, base.map_or(gold, Err))
         }
     });
     let mut results = futures_util::stream::iter(jobs).buffer_unordered(workers);

@@ -54,6 +54,7 @@ impl ReproArgs {
             eval: EvalOverrides {
                 evaluate: Some(true),
                 eval_timeout: self.eval_timeout,
+                ..EvalOverrides::default()
             },
             ..ConfigOverrides::default()
         };

@@ -4,11 +4,13 @@
 //! - [`grade`]: the patch graded in a fresh container (or the finished evaluation on disk).
 //! - [`run`]: every selected instance with a worker pool, resumable, and stopped cleanly
 //!   by a signal ([`run::Run`]).
+//! - [`validate`]: gold validation (gold must resolve, the base commit must not).
 //! - [`with_cleanup`]: any container work that a stop signal must not leave behind.
 
 mod cleanup;
 mod instance;
 pub mod run;
+pub mod validate;
 
 pub use cleanup::with_cleanup;
 pub use instance::{grade, solve, Solved, Task, Timings};
