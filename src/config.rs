@@ -186,6 +186,11 @@ pub struct DatasetSelection {
     /// Leave out the instances this file lists (a `validation.json` from `eval --validate`,
     /// a JSON list of ids, or one id per line).
     pub known_bad: Option<PathBuf>,
+    /// Registry namespace of the task images, e.g. `localhost:5000/swebench`: images are
+    /// named as the official harness names them there (see docs/images.md).
+    pub namespace: Option<String>,
+    /// Image name template with `{namespace}`, `{id}`, `{instance_id}` and `{arch}`.
+    pub image_template: Option<String>,
 }
 
 impl Default for DatasetSelection {
@@ -199,6 +204,8 @@ impl Default for DatasetSelection {
             shuffle: false,
             seed: 0,
             known_bad: None,
+            namespace: None,
+            image_template: None,
         }
     }
 }
@@ -228,6 +235,15 @@ impl DatasetSelection {
             let bad = crate::pipeline::validate::read_known_bad(path)?;
             selected.retain(|i| !bad.contains(&i.instance_id));
         }
+        let naming = cwm_datasets::ImageNaming::new(
+            self.namespace.as_deref(),
+            self.image_template.as_deref(),
+        )
+        .map_err(|e| PipelineError::InvalidSetting {
+            setting: "--namespace/--image-template".into(),
+            why: e.to_string(),
+        })?;
+        naming.apply_all(&mut selected);
         Ok(selected)
     }
 }
@@ -489,6 +505,14 @@ pub struct DatasetOverrides {
     /// `eval --validate`, a JSON list of ids, or one id per line.
     #[arg(long)]
     pub known_bad: Option<PathBuf>,
+    /// Registry namespace of the task images, e.g. `localhost:5000/swebench`, named as the
+    /// official harness names them (default: the dataset's `image` field, else `swebench`).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Image name template, e.g. `mirror.example/{id}:v1`, with `{namespace}`, `{id}` (the
+    /// Docker-safe instance id), `{instance_id}` and `{arch}`.
+    #[arg(long)]
+    pub image_template: Option<String>,
 }
 
 impl DatasetOverrides {
@@ -508,6 +532,12 @@ impl DatasetOverrides {
         set(&mut dataset.seed, &self.seed);
         if self.known_bad.is_some() {
             dataset.known_bad.clone_from(&self.known_bad);
+        }
+        if self.namespace.is_some() {
+            dataset.namespace.clone_from(&self.namespace);
+        }
+        if self.image_template.is_some() {
+            dataset.image_template.clone_from(&self.image_template);
         }
     }
 }
@@ -761,6 +791,26 @@ mod tests {
         flags.run.workers = Some(0);
         let err = RunConfig::resolve(None, flags).unwrap_err().to_string();
         assert!(err.contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn a_namespace_renames_the_selected_images_and_a_bad_template_is_named() {
+        let mut flags = ConfigOverrides::default();
+        flags.dataset.namespace = Some("localhost:5000/swebench".into());
+        flags.dataset.instances = Some(vec!["fixtures__paginate-1".into()]);
+        let config = RunConfig::resolve(None, flags.clone()).unwrap();
+        let instances = config.dataset.load().unwrap();
+        assert_eq!(
+            instances[0].image_name(),
+            "localhost:5000/swebench/sweb.eval.x86_64.fixtures_1776_paginate-1:latest"
+        );
+        flags.dataset.image_template = Some("mirror/{nope}".into());
+        let config = RunConfig::resolve(None, flags).unwrap();
+        let err = config.dataset.load().unwrap_err().to_string();
+        assert!(
+            err.contains("image-template") && err.contains("nope"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The error types of the crate: [`DatasetError`] (a dataset could not be loaded or filtered)
-//! and [`SliceError`] (a `--slice` that is not `A:B`).
+//! The error types of the crate: [`DatasetError`] (a dataset could not be loaded or filtered),
+//! [`SliceError`] (a `--slice` that is not `A:B`) and [`ImageNamingError`] (a `--namespace` or
+//! `--image-template` that cannot name images).
 //!
 //! Convention (as in the other library crates): each message is one line that already
 //! includes the text of its cause, and the cause is also kept as the error's
@@ -82,4 +83,25 @@ pub enum SliceError {
         #[source]
         source: std::num::ParseIntError,
     },
+}
+
+/// A `--namespace` or `--image-template` that cannot name images ([`crate::ImageNaming`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageNamingError {
+    #[error("image namespace `{namespace}` is not usable: {problem} (e.g. `swebench` or `localhost:5000/swebench`)")]
+    BadNamespace {
+        namespace: String,
+        problem: &'static str,
+    },
+    #[error("the image template is empty; e.g. `{{namespace}}/sweb.eval.{{arch}}.{{id}}:latest`")]
+    EmptyTemplate,
+    #[error("image template `{template}` has an unknown placeholder `{{{name}}}`; use {{namespace}}, {{id}}, {{instance_id}} or {{arch}} (and {{{{ }}}} for literal braces)")]
+    UnknownPlaceholder { template: String, name: String },
+    #[error("image template `{template}` has {problem}; placeholders look like {{id}}, and {{{{ }}}} are literal braces")]
+    BadBrace {
+        template: String,
+        problem: &'static str,
+    },
+    #[error("image template `{template}` uses neither {{id}} nor {{instance_id}}, so every task would get the same image; add one of them")]
+    NoInstancePlaceholder { template: String },
 }

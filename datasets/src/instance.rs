@@ -45,13 +45,15 @@ pub struct Instance {
 
 impl Instance {
     /// The Docker image the task runs in: the dataset's `image` field, else the official
-    /// SWE-bench naming scheme.
+    /// SWE-bench name on Docker Hub (`swebench/sweb.eval.x86_64.<docker-safe id>:latest`).
+    /// [`crate::ImageNaming`] rewrites the field for `--namespace` / `--image-template`.
     pub fn image_name(&self) -> String {
         match self.image.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(image) => image.to_string(),
-            None => format!(
-                "swebench/sweb.eval.x86_64.{}:latest",
-                self.instance_id.replace("__", "_1776_").to_lowercase()
+            None => crate::official_image_name(
+                crate::DEFAULT_NAMESPACE,
+                crate::DEFAULT_ARCH,
+                &self.instance_id,
             ),
         }
     }

@@ -32,13 +32,34 @@ pub enum EnvError {
     },
 
     /// The image is missing locally and could not be pulled.
-    #[error("image {image} is not available locally and cannot be pulled ({reason}); provide it with `{hint}`")]
+    #[error("image {image} is not available locally and cannot be pulled ({reason}); {hint}")]
     ImageUnavailable {
         image: String,
         #[source]
         reason: PullFailure,
-        /// The command that provides the image (`docker pull ...`, `cwm-bench images ...`).
+        /// What to do, e.g. ``build it with `cwm-bench images build-fixtures` `` or
+        /// ``log in with `docker login HOST` ``.
         hint: String,
+    },
+
+    /// The Docker CLI's configuration file (registry credentials) cannot be used.
+    #[error("cannot read registry credentials from {path}: {detail}; fix the file, or set DOCKER_CONFIG to a directory with a valid config.json")]
+    DockerConfig { path: PathBuf, detail: String },
+
+    /// An image could not be removed because a container uses it.
+    #[error("image {image} is in use by a container and was not removed ({detail}); remove the container first (`cwm-bench clean`, or `docker rm`)")]
+    ImageInUse {
+        image: String,
+        /// The daemon's explanation, naming the container.
+        detail: String,
+    },
+
+    /// The free space of Docker's data root could not be measured.
+    #[error("cannot measure the free space of Docker's data root {path}: {cause}; the disk budget needs the daemon to run on this machine")]
+    DiskSpace {
+        path: PathBuf,
+        #[source]
+        cause: std::io::Error,
     },
 
     #[error("debootstrap is not installed; run `apt-get install -y debootstrap`")]
@@ -117,16 +138,29 @@ pub enum PullFailure {
     /// A `cwm-bench/...` image: it only ever exists when built on this machine.
     #[error("it is built locally, never pulled")]
     BuiltLocally,
-    /// The registry or the daemon refused the pull (boxed: it is large, and
-    /// [`EnvError`] travels in every `Result` of the crate).
-    #[error(transparent)]
-    Pull(Box<bollard::errors::Error>),
-}
-
-impl From<bollard::errors::Error> for PullFailure {
-    fn from(err: bollard::errors::Error) -> Self {
-        Self::Pull(Box::new(err))
-    }
+    /// The registry has no such repository or tag. Never retried.
+    #[error("the registry has no such image: {detail}")]
+    NotFound {
+        /// The daemon's message.
+        detail: String,
+    },
+    /// The registry refused access (no or wrong credentials). Never retried.
+    #[error("registry {registry} denied access: {detail}")]
+    Denied {
+        /// The registry host, e.g. `docker.io` or `localhost:5000`.
+        registry: String,
+        /// The daemon's message.
+        detail: String,
+    },
+    /// Anything else: the last error after `attempts` tries (transient errors are retried
+    /// with backoff; others end the pull at once). Boxed: it is large, and [`EnvError`]
+    /// travels in every `Result` of the crate.
+    #[error("after {attempts} attempt(s): {cause}")]
+    Failed {
+        attempts: u32,
+        #[source]
+        cause: Box<bollard::errors::Error>,
+    },
 }
 
 /// Why the persistent shell session could not be (re)started ([`EnvError::ShellUnavailable`]).

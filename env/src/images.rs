@@ -1,10 +1,10 @@
-//! Images: resolving and pulling task images, and building the offline fixture images.
+//! Images: whether a task image is present (pulling it is `pull.rs`), and building the offline
+//! base and fixture images.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::models::CreateImageInfo;
 use bollard::query_parameters::{CommitContainerOptionsBuilder, CreateImageOptionsBuilder};
 use bollard::Docker;
 use cwm_datasets::fixtures;
@@ -13,9 +13,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::container::{INSTANCE_LABEL, RUN_LABEL};
-use crate::error::{is_not_found, PullFailure};
+use crate::error::is_not_found;
 use crate::hygiene::last_lines;
 use crate::lock::FileLock;
+use crate::pull::{pull_image, PullOptions};
 use crate::{Container, ContainerConfig, EnvError, CONDA_ACTIVATE, DEFAULT_PATH, REPO_ROOT};
 
 /// Label on fixture images: a digest of everything they were built from.
@@ -27,7 +28,7 @@ const FIXTURE_RECIPE: &str = "fixture-recipe-2";
 /// One lock for all image builds on this machine.
 const LOCK_NAME: &str = "cwm-bench-images.lock";
 /// Importing a few hundred MB or committing can exceed bollard's default 2-minute timeout.
-const IMAGE_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
+pub(crate) const IMAGE_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
 /// The Dockerfile instructions applied to the imported root filesystem: Debian's usual
 /// PATH ([`DEFAULT_PATH`]; `docker import` sets none), a UTF-8 locale, bash as the command.
 fn image_changes() -> Vec<String> {
@@ -50,101 +51,28 @@ pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool, EnvError
     }
 }
 
-/// The command that provides `image` when it is missing.
-fn image_hint(image: &str) -> String {
-    if image.starts_with(FIXTURE_PREFIX) {
-        "cwm-bench images build-fixtures".to_string()
-    } else if image.starts_with(fixtures::BASE_IMAGE_REPO) {
-        "cwm-bench images build-base".to_string()
-    } else {
-        format!("docker pull {image}")
-    }
-}
-
-/// Makes sure `image` is available: the local tag, else a pull with a progress bar, else a
-/// one-line error naming the image and the command that provides it.
+/// Makes sure `image` is available: the local tag, else [`pull_image`] with the default
+/// [`PullOptions`] (a progress bar, retries), else its one-line error naming the image and
+/// what to do.
 pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), EnvError> {
     if image_exists(docker, image).await? {
         return Ok(());
     }
-    let unavailable = |reason: PullFailure| EnvError::ImageUnavailable {
-        image: image.to_string(),
-        reason,
-        hint: image_hint(image),
-    };
-    if image.starts_with("cwm-bench/") {
-        return Err(unavailable(PullFailure::BuiltLocally));
-    }
-    pull(docker, image).await.map_err(|e| unavailable(e.into()))
-}
-
-/// Pulls `image`, drawing a progress bar on a terminal.
-async fn pull(docker: &Docker, image: &str) -> Result<(), bollard::errors::Error> {
-    let (repo, tag) = split_tag(image);
-    let options = CreateImageOptionsBuilder::new()
-        .from_image(repo)
-        .tag(tag)
-        .build();
-    let docker = docker.clone().with_timeout(IMAGE_REQUEST_TIMEOUT);
-    let mut stream = docker.create_image(Some(options), None, None);
-    let mut progress = PullProgress::new(image);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => progress.update(&info),
-            Err(err) => {
-                progress.bar.abandon();
-                return Err(err);
-            }
-        }
-    }
-    progress.bar.finish_and_clear();
-    Ok(())
+    pull_image(docker, image, &PullOptions::default())
+        .await
+        .map(|_| ())
 }
 
 /// `repo:tag` split at the tag's colon (not a registry port's); the tag defaults to latest.
-fn split_tag(image: &str) -> (&str, &str) {
+/// A digest reference `repo@sha256:...` splits at the `@`, as the Docker CLI sends it.
+pub(crate) fn split_tag(image: &str) -> (&str, &str) {
+    if let Some((repo, digest)) = image.split_once('@') {
+        return (repo, digest);
+    }
     let name_start = image.rfind('/').map_or(0, |i| i + 1);
     match image[name_start..].rfind(':') {
         Some(i) => (&image[..name_start + i], &image[name_start + i + 1..]),
         None => (image, "latest"),
-    }
-}
-
-/// Sums the per-layer byte counts of a pull into one bar.
-struct PullProgress {
-    bar: indicatif::ProgressBar,
-    layers: HashMap<String, (i64, i64)>,
-}
-
-impl PullProgress {
-    fn new(image: &str) -> Self {
-        let bar = indicatif::ProgressBar::new(0);
-        let style = indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        bar.set_style(style.progress_chars("=> "));
-        bar.set_message(format!("pulling {image}"));
-        PullProgress {
-            bar,
-            layers: HashMap::new(),
-        }
-    }
-
-    fn update(&mut self, info: &CreateImageInfo) {
-        let (Some(id), Some(detail)) = (&info.id, &info.progress_detail) else {
-            return;
-        };
-        let (Some(current), Some(total)) = (detail.current, detail.total) else {
-            return;
-        };
-        self.layers.insert(id.clone(), (current, total));
-        let (done, all) = self
-            .layers
-            .values()
-            .fold((0, 0), |(d, a), (c, t)| (d + c, a + t));
-        self.bar.set_length(all.max(0) as u64);
-        self.bar.set_position(done.max(0) as u64);
     }
 }
 
@@ -598,14 +526,10 @@ mod tests {
     }
 
     #[test]
-    fn hints_name_the_providing_command() {
+    fn digests_split_at_the_at_sign() {
         assert_eq!(
-            image_hint("cwm-bench/fixture.x:latest"),
-            "cwm-bench images build-fixtures"
-        );
-        assert_eq!(
-            image_hint("swebench/sweb.eval.x86_64.a:latest"),
-            "docker pull swebench/sweb.eval.x86_64.a:latest"
+            split_tag("localhost:5000/a/b@sha256:abc"),
+            ("localhost:5000/a/b", "sha256:abc")
         );
     }
 }

@@ -1,8 +1,12 @@
-//! Docker sandboxes through bollard: image resolution and building, container lifecycle, the persistent shell session, file transfer and cleanup by label.
+//! Docker sandboxes through bollard: image resolution, pulling (with retries and registry
+//! credentials) and building, local image sizes and removal, the disk Docker keeps images on,
+//! container lifecycle, the persistent shell session, file transfer and cleanup by label.
 
 #![forbid(unsafe_code)]
 
+mod auth;
 mod container;
+mod disk;
 mod docker;
 mod error;
 mod files;
@@ -12,6 +16,7 @@ mod killer;
 mod layout;
 mod lock;
 mod output;
+mod pull;
 mod repo_image;
 mod shell;
 
@@ -20,6 +25,7 @@ pub use container::{
     remove_all_live, remove_labelled, remove_labelled_settled, Container, ContainerConfig,
     ExecOutput, INSTANCE_LABEL, RUN_LABEL,
 };
+pub use disk::{disk_space, image_size, remove_image, DiskSpace};
 pub use docker::connect;
 pub use error::{EnvError, PullFailure, ShellFailure, WardenError};
 pub use files::container_path;
@@ -33,5 +39,6 @@ pub use images::{
 };
 pub use layout::{CONDA_ACTIVATE, CONDA_ENV, DEFAULT_PATH, REPO_ROOT};
 pub use output::CUT_MARKER;
+pub use pull::{pull_image, PullOptions, PullReport, DEFAULT_PULL_ATTEMPTS};
 pub use repo_image::build_repo_image;
 pub use shell::{Shell, ShellConfig, ShellOutput, SESSION_MARK_VAR};

@@ -207,7 +207,10 @@ pub async fn evaluate_base(
         apply: false,
     };
     let attempt = run.attempt(&hardened::new_nonce(), &[]).await?;
-    write_atomic(&out_dir.join(INSTANCE_LOG_FILE), attempt.apply_log.as_bytes())?;
+    write_atomic(
+        &out_dir.join(INSTANCE_LOG_FILE),
+        attempt.apply_log.as_bytes(),
+    )?;
     if let Some(log) = &attempt.log {
         write_atomic(&out_dir.join(TEST_OUTPUT_FILE), log.as_bytes())?;
     }

@@ -30,7 +30,7 @@ pub mod regrade;
 mod summary;
 
 pub use evaluate::{
-    evaluate_base,
-    evaluate, EvalOptions, Evaluation, APPLY_COMMANDS, CONTAINER_PATCH_FILE, DEFAULT_EVAL_TIMEOUT,
+    evaluate, evaluate_base, EvalOptions, Evaluation, APPLY_COMMANDS, CONTAINER_PATCH_FILE,
+    DEFAULT_EVAL_TIMEOUT,
 };
 pub use summary::{RunSummary, INSTANCE_LOG_FILE, REPORT_FILE, TEST_OUTPUT_FILE};

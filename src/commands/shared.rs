@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cwm_datasets::{Filter, Instance, Slice};
+use cwm_datasets::{Filter, ImageNaming, Instance, Slice};
 
 /// Where the tasks come from and which of them to take.
 #[derive(clap::Args, Debug, Clone)]
@@ -14,6 +14,34 @@ pub struct DatasetArgs {
     pub dataset: Option<PathBuf>,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub naming: ImageNamingArgs,
+}
+
+/// How task images are named (`docs/images.md`): the dataset's `image` field and the official
+/// scheme, unless one of these rewrites every selected instance's image.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ImageNamingArgs {
+    /// Registry namespace of the task images, as the official harness's --namespace: each
+    /// image becomes NS/sweb.eval.x86_64.<id>:latest (e.g. `localhost:5000/swebench`),
+    /// overriding the dataset's `image` field.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Image name template with {namespace} (default swebench), {id} (the docker-safe id,
+    /// `a__b-1` → `a_1776_b-1`), {instance_id} and {arch} (x86_64), e.g.
+    /// `{namespace}/sweb.eval.{arch}.{id}:v2`; overrides the dataset's `image` field.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub image_template: Option<String>,
+}
+
+impl ImageNamingArgs {
+    /// The naming these flags ask for; an unusable namespace or template is an error naming it.
+    pub fn to_naming(&self) -> anyhow::Result<ImageNaming> {
+        Ok(ImageNaming::new(
+            self.namespace.as_deref(),
+            self.image_template.as_deref(),
+        )?)
+    }
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -62,11 +90,14 @@ impl DatasetArgs {
         Ok(self.load_both()?.1)
     }
 
-    /// The whole dataset and the instances the filters select.
+    /// The whole dataset and the instances the filters select, their images named as
+    /// --namespace / --image-template say.
     pub fn load_both(&self) -> anyhow::Result<(Vec<Instance>, Vec<Instance>)> {
+        let naming = self.naming.to_naming()?;
         let path = self.path();
-        let all = cwm_datasets::load(&path)
+        let mut all = cwm_datasets::load(&path)
             .with_context(|| format!("loading dataset {}", path.display()))?;
+        naming.apply_all(&mut all);
         let selected = self.filter.to_filter().apply(all.clone())?;
         Ok((all, selected))
     }
