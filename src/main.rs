@@ -1,5 +1,6 @@
-//! `cwm-bench`: run and train code agents on SWE-bench. This binary only parses flags and wires
-//! the library crates together; each subcommand lives in `commands/`.
+//! `cwm-bench`: run and train code agents on SWE-bench. This binary only parses flags and
+//! prints; the work is in the `cwm_bench` library (the run pipeline) and the stage crates.
+//! Each subcommand's adapter lives in `commands/`.
 
 #![forbid(unsafe_code)]
 

@@ -1,21 +1,265 @@
-//! CPU attention helpers: single-query attention for decode, reading the KV cache in place
-//! (candle's gemm packs both operands for every call, which for one query row costs more
-//! than the attention itself), and a fused mask + softmax for prefill scores.
+//! Attention over the KV cache: the cache, and one entry point with two ways to attend.
+//!
+//! [`attend`] is what a layer calls with the step's queries, keys and values (after RoPE).
+//! It writes the keys and values into the layer's cache, then:
+//!
+//! - one new position on the CPU in f32 (a decode step, whose activations are a plain
+//!   [`Act::Row`]) takes [`one_query`]: it reads the cache in place, every team member
+//!   taking a slice of the visible keys for all heads, and merges the partial softmaxes.
+//!   candle's gemm would pack both operands for every call, which for one query row costs
+//!   more than the attention itself.
+//! - anything else (prefill chunks; every step off the CPU) takes [`many_queries`]: the
+//!   query heads of each KV group stacked as rows, one matmul per group for the scores, the
+//!   causal and sliding-window mask fused with the softmax in place on the CPU
+//!   ([`MaskedSoftmax`]; an additive mask elsewhere), then one matmul with the values.
+//!
+//! Grouped-query attention never copies the cache per query head: a group's query heads
+//! share their KV head's rows in both paths.
 
-use candle_core::{CpuStorage, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Device, Tensor};
 use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
-use super::error::{LocalError, Result};
+use super::config::ModelConfig;
+use super::error::Result;
+use super::ops::{with_host, Act};
 use super::team::Team;
 
-/// Where the keys of one query live in a (kv_heads, capacity, head_dim) f32 cache.
-pub struct CacheSpan {
-    pub capacity: usize,
-    /// Key positions lo..end are visible.
+/// Head counts and size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Heads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl Heads {
+    pub fn of(c: &ModelConfig) -> Self {
+        Self {
+            heads: c.num_heads,
+            kv_heads: c.num_kv_heads,
+            head_dim: c.head_dim,
+        }
+    }
+}
+
+/// The positions of one attention call: queries `start..start + n`, which see keys
+/// `lo..start + n` (causally, and within `window` for a sliding layer).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub start: usize,
+    pub n: usize,
+    pub window: Option<usize>,
+    /// The first key the first query sees.
     pub lo: usize,
-    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, n: usize, window: Option<usize>) -> Self {
+        let lo = window.map_or(0, |w| (start + 1).saturating_sub(w));
+        Self {
+            start,
+            n,
+            window,
+            lo,
+        }
+    }
+
+    pub fn end(&self) -> usize {
+        self.start + self.n
+    }
+
+    /// Columns (keys `lo + j`) that the query at position `qpos` sees, out of `keys`.
+    fn visible(&self, qpos: usize, keys: usize) -> std::ops::Range<usize> {
+        let first = self
+            .window
+            .map_or(0, |w| (qpos + 1).saturating_sub(w))
+            .saturating_sub(self.lo);
+        let end = (qpos + 1 - self.lo).min(keys);
+        first.min(end)..end
+    }
+}
+
+/// One layer's keys and values, each (kv_heads, capacity, head_dim).
+pub(crate) struct LayerKv {
+    keys: Tensor,
+    values: Tensor,
+}
+
+impl LayerKv {
+    fn capacity(&self) -> Result<usize> {
+        Ok(self.keys.dim(1)?)
+    }
+
+    /// Stores `k`, `v` (n, kv_heads * head_dim) at positions `start..start + n`.
+    fn write(&self, k: &Act, v: &Act, start: usize, h: &Heads) -> Result<()> {
+        let by_head = |t: &Act| -> Result<Tensor> {
+            Ok(match t {
+                Act::Row(row) => {
+                    Tensor::from_slice(row, (h.kv_heads, 1, h.head_dim), &Device::Cpu)?
+                }
+                Act::Tensor(t) => t
+                    .reshape((t.dim(0)?, h.kv_heads, h.head_dim))?
+                    .transpose(0, 1)?
+                    .contiguous()?,
+            })
+        };
+        self.keys.slice_set(&by_head(k)?, 1, start)?;
+        self.values.slice_set(&by_head(v)?, 1, start)?;
+        Ok(())
+    }
+}
+
+/// Keys and values of every layer for positions `0..len`.
+///
+/// Every position is kept (rather than a ring of `window` for sliding layers), so rolling
+/// back to any prefix is just a shorter `len`; sliding layers look at their last `window`
+/// keys.
+pub struct KvCache {
+    layers: Vec<LayerKv>,
+    capacity: usize,
+    len: usize,
+}
+
+impl KvCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            layers: Vec::new(),
+            capacity: 0,
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets positions `len..`; their slots are overwritten by the next prefill.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Records that positions up to `len` are now filled.
+    pub(crate) fn set_len(&mut self, len: usize) {
+        self.len = len;
+    }
+
+    pub(crate) fn layers(&self) -> &[LayerKv] {
+        &self.layers
+    }
+
+    /// Makes room for `needed` positions, growing geometrically up to the model's maximum
+    /// and keeping positions `0..len`.
+    pub(crate) fn reserve(
+        &mut self,
+        c: &ModelConfig,
+        dtype: DType,
+        device: &Device,
+        needed: usize,
+    ) -> Result<()> {
+        if needed <= self.capacity && self.layers.len() == c.num_layers {
+            return Ok(());
+        }
+        let cap = needed
+            .max(self.capacity * 2)
+            .max(256)
+            .min(c.max_positions.max(needed));
+        let shape = (c.num_kv_heads, cap, c.head_dim);
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let fresh = LayerKv {
+                keys: Tensor::zeros(shape, dtype, device)?,
+                values: Tensor::zeros(shape, dtype, device)?,
+            };
+            if let Some(old) = self.layers.get(i).filter(|_| self.len > 0) {
+                let kept = |t: &Tensor| t.narrow(1, 0, self.len)?.contiguous();
+                fresh.keys.slice_set(&kept(&old.keys)?, 1, 0)?;
+                fresh.values.slice_set(&kept(&old.values)?, 1, 0)?;
+            }
+            layers.push(fresh);
+        }
+        self.layers = layers;
+        self.capacity = cap;
+        Ok(())
+    }
+}
+
+/// Attention of the `span.n` new positions: `q` (n, heads * head_dim) and `k`, `v`
+/// (n, kv_heads * head_dim), after RoPE. Stores `k` and `v` in `kv`, then returns the
+/// attention output (n, heads * head_dim): one query row (a decode step on the CPU) through
+/// [`one_query`], anything else through [`many_queries`].
+pub(crate) fn attend(
+    q: &Act,
+    k: &Act,
+    v: &Act,
+    kv: &LayerKv,
+    span: &Span,
+    h: &Heads,
+) -> Result<Act> {
+    kv.write(k, v, span.start, h)?;
+    match q {
+        Act::Row(q) => Ok(Act::Row(one_query(q, kv, span, h)?)),
+        Act::Tensor(q) => Ok(Act::Tensor(many_queries(q, kv, span, h)?)),
+    }
+}
+
+/// Masked softmax attention of several queries (or of one outside the f32 CPU path).
+fn many_queries(q: &Tensor, kv: &LayerKv, span: &Span, h: &Heads) -> Result<Tensor> {
+    let (n, hd, kvh) = (span.n, h.head_dim, h.kv_heads);
+    let (lo, end) = (span.lo, span.end());
+    let group = h.heads / kvh;
+    let keys = kv.keys.narrow(1, lo, end - lo)?;
+    let values = kv.values.narrow(1, lo, end - lo)?;
+    // Query heads of one KV group are stacked as rows: (KV, group * n, hd).
+    // Scaling the queries is cheaper than scaling the (n x keys) scores.
+    let q = q
+        .reshape((n, h.heads, hd))?
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((kvh, group * n, hd))?;
+    let q = (q * (1.0 / (hd as f64).sqrt()))?;
+    let dtype = q.dtype();
+    let scores = q.matmul(&keys.t()?)?.to_dtype(DType::F32)?;
+    let probs = if q.device().is_cpu() {
+        scores.inplace_op1(&MaskedSoftmax { span: *span })?;
+        scores.to_dtype(dtype)?
+    } else {
+        let scores = match additive_mask(span, q.device())? {
+            Some(mask) => scores
+                .reshape((kvh, group, n, end - lo))?
+                .broadcast_add(&mask)?
+                .reshape((kvh, group * n, end - lo))?,
+            None => scores,
+        };
+        candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?
+    };
+    let out = probs.matmul(&values)?; // (KV, group * n, hd)
+    Ok(out
+        .reshape((h.heads, n, hd))?
+        .transpose(0, 1)?
+        .reshape((n, h.heads * hd))?)
+}
+
+/// Additive mask (n, end - lo) for devices without [`MaskedSoftmax`]: causal, and limited
+/// to `window` for sliding layers. `None` when every query may see every key in the range
+/// (single-token decode).
+fn additive_mask(span: &Span, device: &Device) -> Result<Option<Tensor>> {
+    if span.n == 1 {
+        return Ok(None);
+    }
+    let len = span.end() - span.lo;
+    let mut mask = vec![0f32; span.n * len];
+    for (i, row) in mask.chunks_exact_mut(len).enumerate() {
+        let visible = span.visible(span.start + i, len);
+        row[..visible.start].fill(f32::NEG_INFINITY);
+        row[visible.end..].fill(f32::NEG_INFINITY);
+    }
+    Ok(Some(Tensor::from_vec(mask, (span.n, len), device)?))
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -36,23 +280,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-fn with_f32<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> T) -> Result<T> {
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(CpuStorage::F32(v)) => Ok(f(&v[layout.start_offset()..])),
-        _ => Err(LocalError::Worker(
-            "CPU attention needs an f32 CPU cache".to_string(),
-        )),
-    }
-}
-
-/// Shapes of one decode attention call.
-struct Heads {
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-}
-
 /// A softmax over part of the keys, not yet normalized: per query head, the largest score,
 /// the sum of exp(score - max), and the exp-weighted sum of values.
 struct Partial {
@@ -61,36 +288,26 @@ struct Partial {
     acc: Vec<f32>,
 }
 
-/// `q` holds heads * head_dim values (one position, after RoPE); returns the same shape.
+/// Single-query attention: `q` holds heads * head_dim values (one position, after RoPE);
+/// returns the same shape.
 ///
 /// The visible positions are split evenly over the team (so any head count balances), each
 /// member reads every key and value row once for all query heads of its KV group, and the
 /// partial softmaxes are merged at the end.
-pub fn decode_attention(
-    q: &[f32],
-    keys: &Tensor,
-    values: &Tensor,
-    span: &CacheSpan,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-) -> Result<Vec<f32>> {
-    let shape = Heads {
-        heads,
-        kv_heads,
-        head_dim,
-    };
+fn one_query(q: &[f32], kv: &LayerKv, span: &Span, shape: &Heads) -> Result<Vec<f32>> {
     let team = Team::global();
     let members = team.size();
-    let len = span.end - span.lo;
+    let (lo, end) = (span.lo, span.end());
+    let len = end - lo;
+    let capacity = kv.capacity()?;
     let partials: Vec<Mutex<Option<Partial>>> = (0..members).map(|_| Mutex::new(None)).collect();
-    with_f32(keys, |k| {
-        with_f32(values, |v| {
+    with_host(&kv.keys, |k| {
+        with_host(&kv.values, |v| {
             team.run(&|member, n| {
-                let from = span.lo + member * len / n;
-                let to = span.lo + (member + 1) * len / n;
+                let from = lo + member * len / n;
+                let to = lo + (member + 1) * len / n;
                 if from < to {
-                    let part = partial(q, k, v, span.capacity, from..to, &shape);
+                    let part = partial(q, k, v, capacity, from..to, shape);
                     *partials[member]
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner) = Some(part);
@@ -102,7 +319,7 @@ pub fn decode_attention(
         .into_iter()
         .filter_map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner))
         .collect();
-    Ok(merge(&parts, &shape))
+    Ok(merge(&parts, shape))
 }
 
 /// Attention of every query head over key positions `range`.
@@ -177,27 +394,14 @@ fn merge(parts: &[Partial], s: &Heads) -> Vec<f32> {
 /// Causal (and sliding-window) mask plus softmax, in place over prefill scores
 /// (kv_heads, group * n, keys) on the CPU: one pass, no mask tensor. Row r is query
 /// position `start + r % n`; column j is key position `lo + j`.
-pub struct MaskedSoftmax {
-    pub n: usize,
-    pub start: usize,
-    pub lo: usize,
-    pub window: Option<usize>,
+struct MaskedSoftmax {
+    span: Span,
 }
 
 impl MaskedSoftmax {
-    /// Visible columns of the row for query position `qpos`.
-    fn visible(&self, qpos: usize, keys: usize) -> std::ops::Range<usize> {
-        let first = self
-            .window
-            .map_or(0, |w| (qpos + 1).saturating_sub(w))
-            .saturating_sub(self.lo);
-        let end = (qpos + 1 - self.lo).min(keys);
-        first.min(end)..end
-    }
-
     fn row(&self, r: usize, row: &mut [f32]) {
-        let qpos = self.start + r % self.n;
-        let seen = self.visible(qpos, row.len());
+        let qpos = self.span.start + r % self.span.n;
+        let seen = self.span.visible(qpos, row.len());
         let (before, rest) = row.split_at_mut(seen.start);
         let (live, after) = rest.split_at_mut(seen.end - seen.start);
         before.fill(0.0);
@@ -236,5 +440,53 @@ impl candle_core::InplaceOp1 for MaskedSoftmax {
             .enumerate()
             .for_each(|(i, row)| self.row(i % rows_per_head, row));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 37 + seed) % 29) as f32 / 14.0 - 1.0)
+            .collect()
+    }
+
+    /// The two entry points agree on a single query, for global and sliding layers.
+    #[test]
+    fn one_query_matches_many_queries() {
+        let h = Heads {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 8,
+        };
+        let (cap, start) = (32, 20);
+        let shape = (h.kv_heads, cap, h.head_dim);
+        let size = h.kv_heads * cap * h.head_dim;
+        let kv = LayerKv {
+            keys: Tensor::from_vec(ramp(size, 1), shape, &Device::Cpu).unwrap(),
+            values: Tensor::from_vec(ramp(size, 5), shape, &Device::Cpu).unwrap(),
+        };
+        let width = h.heads * h.head_dim;
+        let q = ramp(width, 3);
+        let kvw = h.kv_heads * h.head_dim;
+        let (k, v) = (Act::Row(ramp(kvw, 7)), Act::Row(ramp(kvw, 11)));
+        for window in [None, Some(8)] {
+            let span = Span::new(start, 1, window);
+            let one = attend(&Act::Row(q.clone()), &k, &v, &kv, &span, &h).unwrap();
+            let Act::Row(one) = one else {
+                panic!("a row query gives a row")
+            };
+            let qt = Tensor::from_slice(&q, (1, width), &Device::Cpu).unwrap();
+            let many = many_queries(&qt, &kv, &span, &h).unwrap();
+            let many: Vec<f32> = many.flatten_all().unwrap().to_vec1().unwrap();
+            let d = one
+                .iter()
+                .zip(&many)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-5, "window {window:?}: entry points differ by {d}");
+        }
     }
 }

@@ -7,10 +7,12 @@
 //! - Hugging Face checkpoints of Llama-3 / CWM shape (llama3 RoPE scaling, GQA, per-layer
 //!   global or sliding-window attention), f32 or bf16, on CPU or (feature `cuda`) GPU.
 //! - A KV cache kept across calls: only the prompt suffix not already cached is prefilled.
+//!
+//! One forward path serves prefill and decode ([`model::Layer`]); docs/engine.md describes
+//! the modules and why the engine does not use candle-transformers.
 
 mod attention;
 pub mod config;
-mod decode;
 pub mod engine;
 pub mod error;
 pub mod gguf;
@@ -18,6 +20,7 @@ pub mod hf;
 pub mod kernels;
 pub mod linear;
 pub mod model;
+mod ops;
 pub mod sampling;
 pub mod team;
 pub mod template;

@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use super::error::Result;
 use super::kernels::{self, QMatrix};
+use super::ops::{with_host, Act};
 
 /// Inputs with at most this many rows take the matrix-vector path.
 const MATVEC_MAX_ROWS: usize = 4;
@@ -65,6 +66,39 @@ impl Linear {
         match quants {
             Some(qs) => matvec_rows(&qs, x),
             None => layers.iter().map(|l| l.forward(x)).collect(),
+        }
+    }
+
+    /// `x` (rows, in) -> (rows, out); a single row on the CPU stays a vector.
+    pub(crate) fn apply(&self, x: &Act) -> Result<Act> {
+        match x {
+            Act::Tensor(t) => Ok(Act::Tensor(self.forward(t)?)),
+            Act::Row(row) => Ok(Act::Row(apply_row(&[self], row)?.remove(0))),
+        }
+    }
+}
+
+/// Several layers on one f32 row: the quantized kernels in one parallel pass when every
+/// layer has them, else each layer's [`Linear::forward`] on a (1, in) tensor.
+fn apply_row(layers: &[&Linear], row: &[f32]) -> Result<Vec<Vec<f32>>> {
+    let quants: Option<Vec<&QMatrix>> =
+        layers.iter().map(|l| l.quant_for_matvec(1, true)).collect();
+    match quants {
+        Some(qs) => {
+            let mut outs: Vec<Vec<f32>> = qs.iter().map(|m| vec![0f32; m.rows]).collect();
+            let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
+            kernels::matvec_many(&qs, row, &mut slices);
+            Ok(outs)
+        }
+        None => {
+            let t = Tensor::from_slice(row, (1, row.len()), &Device::Cpu)?;
+            layers
+                .iter()
+                .map(|l| {
+                    let y = l.forward(&t)?.to_dtype(DType::F32)?;
+                    Ok(y.flatten_all()?.to_vec1()?)
+                })
+                .collect()
         }
     }
 }
@@ -126,6 +160,17 @@ impl LinearGroup {
             }
         }
     }
+
+    /// One output per part; a single row on the CPU stays a vector.
+    pub(crate) fn apply(&self, x: &Act) -> Result<Vec<Act>> {
+        Ok(match x {
+            Act::Tensor(t) => self.forward(t)?.into_iter().map(Act::Tensor).collect(),
+            Act::Row(row) => {
+                let refs: Vec<&Linear> = self.parts.iter().collect();
+                apply_row(&refs, row)?.into_iter().map(Act::Row).collect()
+            }
+        })
+    }
 }
 
 impl Linear {
@@ -144,17 +189,20 @@ impl Linear {
 /// Row by row matrix-vector products of `x` (rows, in) with each matrix.
 fn matvec_rows(mats: &[&QMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
     let (rows, cols) = x.dims2()?;
-    let xs: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
     let mut outs: Vec<Vec<f32>> = mats.iter().map(|m| vec![0f32; rows * m.rows]).collect();
-    for r in 0..rows {
-        let input = &xs[r * cols..(r + 1) * cols];
-        let mut slices: Vec<&mut [f32]> = outs
-            .iter_mut()
-            .zip(mats)
-            .map(|(o, m)| &mut o[r * m.rows..(r + 1) * m.rows])
-            .collect();
-        kernels::matvec_many(mats, input, &mut slices);
-    }
+    // On a GPU (a tied quantized LM head has no dense copy) the rows come to the CPU.
+    let host = x.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+    with_host(&host, |xs| {
+        for r in 0..rows {
+            let input = &xs[r * cols..(r + 1) * cols];
+            let mut slices: Vec<&mut [f32]> = outs
+                .iter_mut()
+                .zip(mats)
+                .map(|(o, m)| &mut o[r * m.rows..(r + 1) * m.rows])
+                .collect();
+            kernels::matvec_many(mats, input, &mut slices);
+        }
+    })?;
     outs.into_iter()
         .zip(mats)
         .map(|(o, m)| Ok(Tensor::from_vec(o, (rows, m.rows), x.device())?.to_dtype(x.dtype())?))

@@ -1,6 +1,6 @@
 //! Speed probe of the local engine on SmolLM2 (ignored by default; the reported figures
-//! come from `cwm-bench bench model`). Run: cargo test -p cwm-agent --test local_bench --
-//! --ignored --nocapture
+//! come from `cwm-bench bench model`). Run: cargo test -p cwm-engine --test bench --
+//! --ignored --nocapture (docs/engine.md: how to compare two builds on a shared machine)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
 mod common;
