@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cwm_bench::config::EvalSettings;
-use cwm_bench::pipeline::validate::{read_known_bad, validate_base, ValidationReport};
+use cwm_bench::pipeline::validate::{read_known_bad, ValidationReport};
 use cwm_bench::pipeline::with_cleanup;
+use cwm_bench::pipeline::{grade_all, Grading};
 use cwm_datasets::Instance;
 use cwm_eval::predictions::Predictions;
 use cwm_eval::EvalOptions;
-use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::shared::DatasetArgs;
@@ -148,8 +148,8 @@ fn load_inputs(args: &EvalArgs) -> anyhow::Result<(Vec<Instance>, Predictions)> 
     Ok((selected, preds))
 }
 
-/// Evaluates every instance without a report yet, `workers` at a time. Returns how many
-/// could not be evaluated (each is reported on stderr).
+/// Grades every instance, drawing a progress bar. Returns how many could not be graded
+/// (each is reported on stderr).
 async fn evaluate_all(
     instances: &[Instance],
     preds: &Predictions,
@@ -161,35 +161,23 @@ async fn evaluate_all(
     let docker = cwm_env::connect().await?;
     let bar = progress_bar(instances.len());
     let mut resolved = 0usize;
-    let mut failures = 0usize;
-    let jobs = instances.iter().map(|instance| {
-        let patch = preds
-            .get(&instance.instance_id)
-            .and_then(|p| p.model_patch.as_deref());
-        let out_dir = run_dir.join("eval").join(&instance.instance_id);
-        let docker = &docker;
-        async move {
-            let gold = cwm_bench::pipeline::grade(docker, instance, patch, opts, &out_dir).await;
-            let base = match (&gold, validate) {
-                (Ok(_), true) => validate_base(docker, instance, opts, run_dir).await.err(),
-                _ => None,
-            };
-            (instance, base.map_or(gold, Err))
-        }
-    });
-    let mut results = futures_util::stream::iter(jobs).buffer_unordered(workers);
-    while let Some((instance, result)) = results.next().await {
+    let grading = Grading {
+        docker: &docker,
+        options: opts,
+        run_dir,
+        workers,
+        validate,
+    };
+    let failures = grade_all(&grading, instances, preds, |instance, result| {
         match result {
             Ok(evaluation) => resolved += usize::from(evaluation.resolved()),
-            Err(err) => {
-                failures += 1;
-                // Not `bar.println`: it prints nothing when the bar is hidden (no terminal).
-                bar.suspend(|| eprintln!("error: {}: {err}", instance.instance_id));
-            }
+            // Not `bar.println`: it prints nothing when the bar is hidden (no terminal).
+            Err(err) => bar.suspend(|| eprintln!("error: {}: {err}", instance.instance_id)),
         }
         bar.set_message(format!("resolved {resolved}"));
         bar.inc(1);
-    }
+    })
+    .await;
     bar.finish_and_clear();
     Ok(failures)
 }

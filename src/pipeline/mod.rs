@@ -2,16 +2,19 @@
 //!
 //! - [`solve`]: a container of the instance's image, the episode, the container's removal.
 //! - [`grade`]: the patch graded in a fresh container (or the finished evaluation on disk).
+//! - [`grade_all`]: a set of predictions graded, `workers` at a time (`eval`).
 //! - [`run`]: every selected instance with a worker pool, resumable, and stopped cleanly
 //!   by a signal ([`run::Run`]).
 //! - [`validate`]: gold validation (gold must resolve, the base commit must not).
 //! - [`with_cleanup`]: any container work that a stop signal must not leave behind.
 
 mod cleanup;
+mod grade_all;
 mod instance;
 pub mod run;
 pub mod validate;
 
 pub use cleanup::with_cleanup;
+pub use grade_all::{grade_all, Grading};
 pub use instance::{grade, solve, Solved, Task, Timings};
 pub use run::{summarise, summary_rows, Run, RunOutcome, SummaryRow};
