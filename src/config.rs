@@ -152,6 +152,8 @@ pub struct RunSettings {
     pub runs_dir: PathBuf,
     /// Instances worked on at once (default 1), each with its own policy.
     pub workers: usize,
+    /// What happens to a task image this run pulled once its instance is done.
+    pub cache_level: CacheLevel,
 }
 
 impl Default for RunSettings {
@@ -160,8 +162,22 @@ impl Default for RunSettings {
             run_id: format!("run-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")),
             runs_dir: PathBuf::from("runs"),
             workers: 1,
+            cache_level: CacheLevel::default(),
         }
     }
+}
+
+/// Which task images a run keeps, as the official harness's `--cache_level` (its `none` and
+/// `instance` levels; `env` and `base` images do not exist here).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheLevel {
+    /// An image this run pulled is removed once its instance's episode and evaluation are
+    /// done (images that were there before the run stay).
+    None,
+    /// Every image stays.
+    #[default]
+    Instance,
 }
 
 /// Which tasks: a dataset file and the filters over it (see [`cwm_datasets::Filter`]).
@@ -466,6 +482,10 @@ pub struct RunOverrides {
     /// Instances worked on at once (default 1).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// `none`: remove each task image this run pulled once its instance is done (images
+    /// present before the run stay); `instance` (default): keep them.
+    #[arg(long, value_enum)]
+    pub cache_level: Option<CacheLevel>,
 }
 
 impl RunOverrides {
@@ -473,6 +493,7 @@ impl RunOverrides {
         set(&mut run.run_id, &self.run_id);
         set(&mut run.runs_dir, &self.runs_dir);
         set(&mut run.workers, &self.workers);
+        set(&mut run.cache_level, &self.cache_level);
     }
 }
 

@@ -558,6 +558,36 @@ fn pull_run_and_eval_fetch_registry_images_by_name() {
     );
     assert_eq!(containers_of(&run_id), "");
 
+    // `--cache-level none` removes what the run pulled once each instance is done.
+    pushed.remove_all();
+    let run_id = format!("registry-run-none-{}", std::process::id());
+    let out = cwm_bench(&[
+        "run",
+        "--quiet",
+        "--model",
+        "oracle",
+        "--evaluate",
+        "--cache-level",
+        "none",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--run-id",
+        &run_id,
+        "--runs-dir",
+        runs_dir,
+    ]);
+    assert_success("run --cache-level none", &out);
+    assert!(
+        text(&out.stdout).contains("resolved 2/2 (100.0%)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        names.iter().all(|name| !image_exists(name)),
+        "the run removed the images it pulled: {:?}",
+        pushed.names()
+    );
+
     pushed.remove_all();
     assert_eq!(pushed.names(), Vec::<String>::new());
 }

@@ -17,7 +17,7 @@ use cwm_results::{LoadedRun, RunDir};
 use tokio::task::JoinSet;
 
 use super::instance::{grade, solve, Task};
-use crate::config::RunConfig;
+use crate::config::{CacheLevel, RunConfig};
 use crate::error::PipelineError;
 use crate::progress::{InstanceLine, RunProgress};
 
@@ -294,6 +294,12 @@ async fn process_instance(
 ) -> Box<dyn Policy> {
     let iid = &instance.instance_id;
     let line = shared.progress.start_instance(iid);
+    let image = instance.image_name();
+    // Only what this run pulls is its to remove.
+    let pulled_here = shared.config.run.cache_level == CacheLevel::None
+        && !cwm_env::image_exists(&shared.docker, &image)
+            .await
+            .unwrap_or(true);
     let recorded = shared
         .run_dir()
         .ok()
@@ -319,6 +325,12 @@ async fn process_instance(
             (None, true)
         }
     };
+    if pulled_here {
+        match cwm_env::remove_image(&shared.docker, &image).await {
+            Ok(_) => tracing::info!(instance = %iid, "removed image {image} (--cache-level none)"),
+            Err(e) => tracing::warn!(instance = %iid, "could not remove image {image}: {e}"),
+        }
+    }
     shared.progress.finish_instance(resolved, error);
     policy
 }
