@@ -154,6 +154,9 @@ pub struct RunSettings {
     pub workers: usize,
     /// What happens to a task image this run pulled once its instance is done.
     pub cache_level: CacheLevel,
+    /// Disk the task images this run pulls may take together (default: no budget); checked
+    /// against Docker's free space at the start, kept by evicting the least recently used.
+    pub max_disk: Option<ByteSize>,
 }
 
 impl Default for RunSettings {
@@ -163,6 +166,7 @@ impl Default for RunSettings {
             runs_dir: PathBuf::from("runs"),
             workers: 1,
             cache_level: CacheLevel::default(),
+            max_disk: None,
         }
     }
 }
@@ -486,6 +490,11 @@ pub struct RunOverrides {
     /// present before the run stay); `instance` (default): keep them.
     #[arg(long, value_enum)]
     pub cache_level: Option<CacheLevel>,
+    /// Disk the task images this run pulls may take together, e.g. 200GiB: checked against
+    /// Docker's free space at the start; images the run pulled are evicted least recently
+    /// used to stay under it (default: no budget).
+    #[arg(long)]
+    pub max_disk: Option<ByteSize>,
 }
 
 impl RunOverrides {
@@ -494,6 +503,9 @@ impl RunOverrides {
         set(&mut run.runs_dir, &self.runs_dir);
         set(&mut run.workers, &self.workers);
         set(&mut run.cache_level, &self.cache_level);
+        if self.max_disk.is_some() {
+            run.max_disk = self.max_disk;
+        }
     }
 }
 

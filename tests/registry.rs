@@ -588,6 +588,44 @@ fn pull_run_and_eval_fetch_registry_images_by_name() {
         pushed.names()
     );
 
+    // `--max-disk`: a budget Docker's disk cannot hold is refused before anything starts;
+    // one that holds an image and a half keeps only the most recently used image.
+    let run_args = |run_id: &str, budget: &str| {
+        cwm_bench(&[
+            "run",
+            "--quiet",
+            "--model",
+            "oracle",
+            "--max-disk",
+            budget,
+            "--dataset",
+            dataset.to_str().unwrap(),
+            "--run-id",
+            run_id,
+            "--runs-dir",
+            runs_dir,
+        ])
+    };
+    let out = run_args(&format!("registry-huge-{}", std::process::id()), "900PiB");
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--max-disk") && stderr.contains("free on"),
+        "{stderr}"
+    );
+    let size: u64 =
+        text(&docker(&["image", "inspect", "--format", "{{.Size}}", PUSHED[0].1]).stdout)
+            .trim()
+            .parse()
+            .unwrap();
+    let out = run_args(
+        &format!("registry-budget-{}", std::process::id()),
+        &(size * 3 / 2).to_string(),
+    );
+    assert_success("run --max-disk", &out);
+    let present: Vec<&String> = names.iter().filter(|name| image_exists(name)).collect();
+    assert_eq!(present.len(), 1, "one image fits the budget: {present:?}");
+
     pushed.remove_all();
     assert_eq!(pushed.names(), Vec::<String>::new());
 }

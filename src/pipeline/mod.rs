@@ -9,12 +9,14 @@
 //! - [`with_cleanup`]: any container work that a stop signal must not leave behind.
 
 mod cleanup;
+mod disk;
 mod grade_all;
 mod instance;
 pub mod run;
 pub mod validate;
 
 pub use cleanup::with_cleanup;
+pub use disk::ImageBudget;
 pub use grade_all::{grade_all, Grading};
 pub use instance::{grade, solve, Solved, Task, Timings};
 pub use run::{summarise, summary_rows, Run, RunOutcome, SummaryRow};

@@ -108,6 +108,10 @@ impl Run {
         if leftovers > 0 {
             tracing::warn!("removed {leftovers} containers left by an earlier attempt of this run");
         }
+        let budget = match config.run.max_disk {
+            Some(max) => Some(super::disk::ImageBudget::preflight(&docker, max).await?),
+            None => None,
+        };
         let todo: Vec<Instance> = instances
             .iter()
             .filter(|i| !is_done(&run_dir, i, config.eval.evaluate))
@@ -128,6 +132,7 @@ impl Run {
             fatal: Mutex::new(None),
             fatal_set: tokio::sync::Notify::new(),
             episode,
+            budget,
         });
         let interrupted = schedule(shared.clone(), todo, workers, stop).await;
         progress.finish();
@@ -186,6 +191,8 @@ struct Shared {
     fatal_set: tokio::sync::Notify,
     /// The episode settings every instance runs with (the prompt profile loaded once).
     episode: EpisodeConfig,
+    /// `--max-disk`: the images this run pulled and their budget.
+    budget: Option<super::disk::ImageBudget>,
 }
 
 impl Shared {
@@ -304,9 +311,14 @@ async fn process_instance(
         .run_dir()
         .ok()
         .and_then(|d| d.finished().get(iid).cloned());
-    let prediction = match recorded {
-        Some(prediction) => Ok(prediction),
-        None => solve_and_record(shared, instance, policy.as_mut(), &line).await,
+    let acquired = match &shared.budget {
+        Some(budget) => budget.acquire(&shared.docker, &image).await,
+        None => Ok(()),
+    };
+    let prediction = match (acquired, recorded) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Some(prediction)) => Ok(prediction),
+        (Ok(()), None) => solve_and_record(shared, instance, policy.as_mut(), &line).await,
     };
     let (resolved, error) = match prediction {
         Ok(prediction) if shared.config.eval.evaluate => {
@@ -325,6 +337,9 @@ async fn process_instance(
             (None, true)
         }
     };
+    if let Some(budget) = &shared.budget {
+        budget.release(&image);
+    }
     if pulled_here {
         match cwm_env::remove_image(&shared.docker, &image).await {
             Ok(_) => tracing::info!(instance = %iid, "removed image {image} (--cache-level none)"),
