@@ -157,6 +157,9 @@ pub struct RunSettings {
     /// Disk the task images this run pulls may take together (default: no budget); checked
     /// against Docker's free space at the start, kept by evicting the least recently used.
     pub max_disk: Option<ByteSize>,
+    /// While instances run, pull the images of up to this many next ones in the background
+    /// (0: off, the default).
+    pub prefetch: usize,
 }
 
 impl Default for RunSettings {
@@ -167,6 +170,7 @@ impl Default for RunSettings {
             workers: 1,
             cache_level: CacheLevel::default(),
             max_disk: None,
+            prefetch: 0,
         }
     }
 }
@@ -495,6 +499,10 @@ pub struct RunOverrides {
     /// used to stay under it (default: no budget).
     #[arg(long)]
     pub max_disk: Option<ByteSize>,
+    /// Pull the images of up to N next instances in the background while instances run, so an
+    /// episode rarely waits for its image (default 0: off; the disk budget still applies).
+    #[arg(long)]
+    pub prefetch: Option<usize>,
 }
 
 impl RunOverrides {
@@ -506,6 +514,7 @@ impl RunOverrides {
         if self.max_disk.is_some() {
             run.max_disk = self.max_disk;
         }
+        set(&mut run.prefetch, &self.prefetch);
     }
 }
 

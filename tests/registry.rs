@@ -569,6 +569,8 @@ fn pull_run_and_eval_fetch_registry_images_by_name() {
         "--evaluate",
         "--cache-level",
         "none",
+        "--prefetch",
+        "1",
         "--dataset",
         dataset.to_str().unwrap(),
         "--run-id",
@@ -576,7 +578,12 @@ fn pull_run_and_eval_fetch_registry_images_by_name() {
         "--runs-dir",
         runs_dir,
     ]);
-    assert_success("run --cache-level none", &out);
+    assert_success("run --cache-level none --prefetch 1", &out);
+    let log = std::fs::read_to_string(Path::new(runs_dir).join(&run_id).join("run.log")).unwrap();
+    assert!(
+        log.contains("prefetched"),
+        "the second image was pulled ahead: {log}"
+    );
     assert!(
         text(&out.stdout).contains("resolved 2/2 (100.0%)"),
         "{}",

@@ -133,6 +133,7 @@ impl Run {
             fatal_set: tokio::sync::Notify::new(),
             episode,
             budget,
+            prefetched: Mutex::new(BTreeSet::new()),
         });
         let interrupted = schedule(shared.clone(), todo, workers, stop).await;
         progress.finish();
@@ -193,6 +194,8 @@ struct Shared {
     episode: EpisodeConfig,
     /// `--max-disk`: the images this run pulled and their budget.
     budget: Option<super::disk::ImageBudget>,
+    /// Images pulled ahead by `--prefetch` (this run's to remove with `--cache-level none`).
+    prefetched: Mutex<BTreeSet<String>>,
 }
 
 impl Shared {
@@ -259,6 +262,7 @@ async fn schedule(
 ) -> Option<u8> {
     let mut tasks = JoinSet::new();
     let mut pending = todo.into_iter();
+    let mut prefetched = BTreeSet::new();
     tokio::pin!(stop);
     while pending.len() > 0 || !tasks.is_empty() {
         tokio::select! {
@@ -275,6 +279,7 @@ async fn schedule(
             }
             policy = workers.queue.recv(), if pending.len() > 0 => {
                 let (Some(policy), Some(instance)) = (policy, pending.next()) else { continue };
+                prefetch(&shared, pending.as_slice(), &mut prefetched, &mut tasks);
                 let idle = workers.idle.clone();
                 let shared = shared.clone();
                 tasks.spawn(async move {
@@ -292,6 +297,58 @@ async fn schedule(
     None
 }
 
+/// Starts background pulls of the next `prefetch` instances' images not asked for yet. They
+/// run as tasks of the scheduler's set, so a stop aborts them with the episodes.
+fn prefetch(
+    shared: &Arc<Shared>,
+    next: &[Instance],
+    asked: &mut BTreeSet<String>,
+    tasks: &mut JoinSet<()>,
+) {
+    for instance in next.iter().take(shared.config.run.prefetch) {
+        let image = instance.image_name();
+        if !asked.insert(image.clone()) {
+            continue;
+        }
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let docker = &shared.docker;
+            let present = cwm_env::image_exists(docker, &image).await.unwrap_or(true);
+            if present {
+                return;
+            }
+            let pulled = match &shared.budget {
+                Some(budget) => budget
+                    .acquire(docker, &image)
+                    .await
+                    .map(|()| budget.release(&image)),
+                None => {
+                    let quiet = cwm_env::PullOptions {
+                        quiet: true,
+                        ..Default::default()
+                    };
+                    cwm_env::pull_image(docker, &image, &quiet)
+                        .await
+                        .map(|_| ())
+                        .map_err(Into::into)
+                }
+            };
+            match pulled {
+                Ok(()) => {
+                    tracing::info!("prefetched {image}");
+                    if let Ok(mut prefetched) = shared.prefetched.lock() {
+                        prefetched.insert(image);
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    "prefetching {image} failed ({}); its instance will try again",
+                    crate::logging::error_line(&e)
+                ),
+            }
+        });
+    }
+}
+
 /// One instance end to end. Failures are recorded and logged, never propagated: one bad
 /// instance must not stop the run.
 async fn process_instance(
@@ -303,10 +360,12 @@ async fn process_instance(
     let line = shared.progress.start_instance(iid);
     let image = instance.image_name();
     // Only what this run pulls is its to remove.
+    let prefetched = shared.prefetched.lock().is_ok_and(|p| p.contains(&image));
     let pulled_here = shared.config.run.cache_level == CacheLevel::None
-        && !cwm_env::image_exists(&shared.docker, &image)
-            .await
-            .unwrap_or(true);
+        && (prefetched
+            || !cwm_env::image_exists(&shared.docker, &image)
+                .await
+                .unwrap_or(true));
     let recorded = shared
         .run_dir()
         .ok()
