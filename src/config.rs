@@ -160,6 +160,10 @@ pub struct RunSettings {
     /// While instances run, pull the images of up to this many next ones in the background
     /// (0: off, the default).
     pub prefetch: usize,
+    /// Redo an instance once, at once, when its episode or evaluation fails for a reason that
+    /// is not the model's (a container killed or OOM-killed, the daemon or the model server
+    /// failing); without it such an instance is left for the next start of the run.
+    pub retry_infra: bool,
 }
 
 impl Default for RunSettings {
@@ -171,6 +175,7 @@ impl Default for RunSettings {
             cache_level: CacheLevel::default(),
             max_disk: None,
             prefetch: 0,
+            retry_infra: false,
         }
     }
 }
@@ -215,6 +220,9 @@ pub struct DatasetSelection {
     pub namespace: Option<String>,
     /// Image name template with `{namespace}`, `{id}`, `{instance_id}` and `{arch}`.
     pub image_template: Option<String>,
+    /// Architecture of the task images (`x86_64` or `arm64`): images get the official name
+    /// for it (default: the dataset's `image` field, else `x86_64`).
+    pub arch: Option<String>,
 }
 
 impl Default for DatasetSelection {
@@ -230,6 +238,7 @@ impl Default for DatasetSelection {
             known_bad: None,
             namespace: None,
             image_template: None,
+            arch: None,
         }
     }
 }
@@ -259,14 +268,18 @@ impl DatasetSelection {
             let bad = crate::pipeline::validate::read_known_bad(path)?;
             selected.retain(|i| !bad.contains(&i.instance_id));
         }
-        let naming = cwm_datasets::ImageNaming::new(
+        let invalid = |e: cwm_datasets::ImageNamingError| PipelineError::InvalidSetting {
+            setting: "--namespace/--image-template/--arch".into(),
+            why: e.to_string(),
+        };
+        let mut naming = cwm_datasets::ImageNaming::new(
             self.namespace.as_deref(),
             self.image_template.as_deref(),
         )
-        .map_err(|e| PipelineError::InvalidSetting {
-            setting: "--namespace/--image-template".into(),
-            why: e.to_string(),
-        })?;
+        .map_err(invalid)?;
+        if let Some(arch) = &self.arch {
+            naming = naming.with_arch(cwm_datasets::image_arch(arch).map_err(invalid)?);
+        }
         naming.apply_all(&mut selected);
         Ok(selected)
     }
@@ -503,6 +516,12 @@ pub struct RunOverrides {
     /// episode rarely waits for its image (default 0: off; the disk budget still applies).
     #[arg(long)]
     pub prefetch: Option<usize>,
+    /// Redo an instance once, at once, when its episode or evaluation fails for a reason that
+    /// is not the model's (a container killed or OOM-killed, the daemon or the model server
+    /// failing). Without it, such instances are listed as infrastructure failures and redone
+    /// by the next start of the run (same --run-id).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub retry_infra: Option<bool>,
 }
 
 impl RunOverrides {
@@ -515,6 +534,7 @@ impl RunOverrides {
             run.max_disk = self.max_disk;
         }
         set(&mut run.prefetch, &self.prefetch);
+        set(&mut run.retry_infra, &self.retry_infra);
     }
 }
 
@@ -555,6 +575,11 @@ pub struct DatasetOverrides {
     /// Docker-safe instance id), `{instance_id}` and `{arch}`.
     #[arg(long)]
     pub image_template: Option<String>,
+    /// Architecture of the task images: `x86_64` (alias `amd64`) or `arm64`; images get the
+    /// official name for it, as SWE-bench 5.0.2's `ImageSpec.arch` (default: the dataset's
+    /// `image` field, else x86_64).
+    #[arg(long)]
+    pub arch: Option<String>,
 }
 
 impl DatasetOverrides {
@@ -580,6 +605,9 @@ impl DatasetOverrides {
         }
         if self.image_template.is_some() {
             dataset.image_template.clone_from(&self.image_template);
+        }
+        if self.arch.is_some() {
+            dataset.arch.clone_from(&self.arch);
         }
     }
 }

@@ -58,12 +58,32 @@ pub enum PipelineError {
         run_dir: PathBuf,
         run_id: String,
     },
+    /// An episode ended for a reason that is not the model's: its container stopped under
+    /// it (killed, OOM-killed, a daemon restart) or the model server failed.
+    #[error("{instance_id}: the {stage} failed, not by the model's doing: {reason}")]
+    Infrastructure {
+        instance_id: String,
+        stage: cwm_results::Stage,
+        reason: String,
+    },
     /// Ctrl-C, SIGTERM or SIGHUP arrived; what finished is kept.
     #[error("interrupted; run again with --run-id {run_id} to finish")]
     Interrupted { run_id: String },
 }
 
 impl PipelineError {
+    /// Failures of the machine rather than of the model: Docker (the daemon, a container
+    /// that stopped, an image that cannot be had), the model server, or an episode that
+    /// ended because of one of those. Such an instance is not scored; it is redone.
+    pub fn is_infrastructure(&self) -> bool {
+        matches!(
+            self,
+            PipelineError::Infrastructure { .. }
+                | PipelineError::Env(_)
+                | PipelineError::Eval(cwm_eval::EvalError::Env { .. })
+        )
+    }
+
     /// Errors after which every later instance would fail the same way: the disk holding the
     /// run is full or read-only.
     pub fn stops_the_run(&self) -> bool {

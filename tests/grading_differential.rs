@@ -11,6 +11,7 @@
 //! (`cases.json`, `official.json`, `ours.json`) for a look by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
+mod common;
 mod grading_corpus;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,29 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use common::official_python;
 use cwm_datasets::Instance;
 use cwm_eval::predictions::Predictions;
 use grading_corpus::{Case, Corpus, ReportFile, Run, PARSERS, SEED};
 use serde_json::{json, Value};
-
-/// The python of the venv holding the official grader.
-fn official_python() -> PathBuf {
-    let venv = std::env::var_os("CWM_BENCH_SWEBENCH_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/cwm-bench/swebench-5.0.2")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        python.is_file(),
-        "the official SWE-bench grader is not installed: no {} (run scripts/setup-tests, \
-         which installs swebench==5.0.2 into {}; CWM_BENCH_SWEBENCH_VENV overrides the place)",
-        python.display(),
-        venv.display()
-    );
-    python
-}
 
 fn verified_path() -> PathBuf {
     cwm_datasets::fixtures::shared_datasets_dir().join("swe-bench-verified.jsonl")

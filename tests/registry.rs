@@ -944,4 +944,137 @@ fn credentials_from_the_docker_config_reach_the_registry() {
     assert_success("pull with username and password", &out);
     assert!(image_exists(&name));
     docker_ok(&["rmi", &name]);
+
+    // A credential helper (a real executable speaking the helper protocol, written here):
+    // `credHelpers` names it for this registry and `auths` has nothing.
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let asked = work.path().join("helper-asked");
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread -r server\necho \"$server\" >> {asked}\n\
+         if [ \"$server\" = {host} ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$server\"\n\
+         else\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
+        asked = asked.display(),
+        host = registry.host(),
+    );
+    let helper = bin.join("docker-credential-cwmtest");
+    std::fs::write(&helper, script).unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let with_helper = work.path().join("helper");
+    std::fs::create_dir_all(&with_helper).unwrap();
+    let config = serde_json::json!({"credHelpers": {registry.host(): "cwmtest"}});
+    std::fs::write(with_helper.join("config.json"), config.to_string()).unwrap();
+    let pull_with_path = |config_dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_cwm-bench"))
+            .args(["images", "pull", "--dataset", dataset.to_str().unwrap()])
+            .env("DOCKER_CONFIG", config_dir)
+            .env("PATH", &path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = pull_with_path(&with_helper);
+    assert_success("pull with a credential helper", &out);
+    assert!(image_exists(&name));
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap().trim(),
+        registry.host(),
+        "the helper was asked for the registry's address"
+    );
+    docker_ok(&["rmi", &name]);
+
+    // A `credsStore` whose helper is not installed: refused in one line naming the helper.
+    let missing = work.path().join("missing-helper");
+    std::fs::create_dir_all(&missing).unwrap();
+    std::fs::write(
+        missing.join("config.json"),
+        r#"{"credsStore": "cwm-absent"}"#,
+    )
+    .unwrap();
+    let out = pull_with_path(&missing);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("error: image {name} "))
+            && last.contains("credential helper `cwm-absent` failed")
+            && last.contains("docker-credential-cwm-absent"),
+        "{stderr}"
+    );
+    assert!(!image_exists(&name));
+}
+
+/// `image`: a fixture image with one more layer of `bytes` random bytes (so that pulling it
+/// downloads that much whatever else the machine holds), committed from a container.
+fn fixture_with_ballast(fixture: &str, image: &str, bytes: usize) {
+    let container = format!("cwm-test-ballast-{}", std::process::id());
+    let fill = format!("head -c {bytes} /dev/urandom > /opt/cwm-ballast");
+    docker_ok(&["run", "--name", &container, fixture, "sh", "-c", &fill]);
+    docker_ok(&["commit", &container, image]);
+    docker_ok(&["rm", "-f", &container]);
+}
+
+#[test]
+fn a_run_killed_during_a_pull_starts_again_and_completes() {
+    build_fixture_images();
+    let registry = Registry::start();
+    let pushed = LocalImages::new(&registry.host());
+    let (id, fixture) = PUSHED[0];
+    let name = official_image_name(&format!("{}/swebench", registry.host()), "x86_64", id);
+    fixture_with_ballast(fixture, &name, 8 * 1024 * 1024);
+    push(&name.clone(), &name);
+    pushed.remove_all();
+    let proxy = FaultProxy::start(registry.port, &[]);
+    let proxied_images = LocalImages::new(&proxy.host());
+    let namespace = format!("{}/swebench", proxy.host());
+    let proxied = official_image_name(&namespace, "x86_64", id);
+    proxy.state.throttled.store(true, Ordering::SeqCst);
+
+    let runs = tempfile::tempdir().unwrap();
+    let dataset = dataset_with_images(runs.path(), &namespace, &[id]);
+    let run_id = format!("registry-killed-{}", std::process::id());
+    let args = [
+        "run",
+        "--quiet",
+        "--model",
+        "oracle",
+        "--evaluate",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--run-id",
+        &run_id,
+        "--runs-dir",
+        runs.path().to_str().unwrap(),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cwm-bench"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_bytes(&proxy, 1024 * 1024);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !image_exists(&proxied),
+        "a half-pulled image is not an image"
+    );
+    assert_eq!(containers_of(&run_id), "", "no episode container started");
+
+    proxy.state.throttled.store(false, Ordering::SeqCst);
+    let out = cwm_bench(&args);
+    assert_success("the run started again", &out);
+    assert!(
+        text(&out.stdout).contains("resolved 1/1 (100.0%)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let preds = std::fs::read_to_string(runs.path().join(&run_id).join("preds.jsonl")).unwrap();
+    assert_eq!(preds.lines().count(), 1, "{preds}");
+    assert_eq!(containers_of(&run_id), "");
+    proxied_images.remove_all();
+    assert_eq!(proxied_images.names(), Vec::<String>::new());
 }

@@ -2,82 +2,11 @@
 //! scripted replays. The images are built by `scripts/setup` (or `cwm-bench images build-fixtures`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn cwm_bench() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cwm-bench"))
-}
-
-fn output(cmd: &mut Command) -> Output {
-    cmd.output().expect("cwm-bench runs")
-}
-
-fn fixture_count() -> usize {
-    cwm_datasets::load(&cwm_datasets::fixtures::fixtures_jsonl())
-        .unwrap()
-        .len()
-}
-
-/// Containers still carrying this run's label.
-fn containers_of(run_id: &str) -> usize {
-    let out = output(Command::new("docker").args([
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=cwm-bench.run={run_id}"),
-    ]));
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
-/// Run ids unique to this test process, so a leftover of an earlier test run never matches.
-fn unique(name: &str) -> String {
-    format!("{name}-{}", std::process::id())
-}
-
-fn run_args(runs: &Path, run_id: &str) -> Vec<String> {
-    [
-        "run",
-        "--quiet",
-        "--runs-dir",
-        &runs.display().to_string(),
-        "--run-id",
-        run_id,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn pred_ids(run_dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(run_dir.join("preds.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|line| {
-            let value: serde_json::Value = serde_json::from_str(line).expect("every line is JSON");
-            value["instance_id"].as_str().unwrap().to_string()
-        })
-        .collect()
-}
-
-/// A replay script whose first turn sleeps, so an episode is in flight for a while.
-fn slow_script(dir: &Path) -> PathBuf {
-    let path = dir.join("slow.txt");
-    std::fs::write(
-        &path,
-        "ok\n</think>\n<tool: bash>\nsleep 3 && echo slow\n</tool>\n---\nok\n</think>\n<tool: bash>\nprintf 'diff --git a/slow.txt b/slow.txt\\nnew file mode 100644\\n--- /dev/null\\n+++ b/slow.txt\\n@@ -0,0 +1 @@\\n+slow\\n' > /tmp/patch.diff\n</tool>\n---\nok\n</think>\n<tool: submit>\n/tmp/patch.diff\n</tool>\n---\nok\n</think>\ndone\n",
-    )
-    .unwrap();
-    path
-}
+mod common;
+use common::*;
 
 #[test]
 fn oracle_run_with_evaluation_resolves_every_fixture() {

@@ -33,6 +33,13 @@ pub enum PolicyError {
         attempts: u32,
         source: reqwest::Error,
     },
+    /// Before a run starts: nothing listens at the model server's address.
+    #[error("model server at {url} cannot be reached ({}); start it, or fix the URL in --model", with_causes(.source))]
+    Unreachable {
+        /// The URL probed (`<base>/models`).
+        url: String,
+        source: reqwest::Error,
+    },
     /// The server answered with an error status (after every retry of 429 and 5xx).
     #[error("model server at {url} answered HTTP {status}: {body}")]
     Status {

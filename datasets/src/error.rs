@@ -104,4 +104,6 @@ pub enum ImageNamingError {
     },
     #[error("image template `{template}` uses neither {{id}} nor {{instance_id}}, so every task would get the same image; add one of them")]
     NoInstancePlaceholder { template: String },
+    #[error("architecture `{arch}` has no SWE-bench images; use x86_64 (alias amd64) or arm64")]
+    BadArch { arch: String },
 }

@@ -18,7 +18,8 @@ pub use filter::{Filter, Slice};
 pub use instance::Instance;
 pub use load::load;
 pub use naming::{
-    docker_safe_id, official_image_name, ImageNaming, DEFAULT_ARCH, DEFAULT_NAMESPACE, PLACEHOLDERS,
+    docker_safe_id, image_arch, official_image_name, ImageNaming, DEFAULT_ARCH, DEFAULT_NAMESPACE,
+    PLACEHOLDERS,
 };
 pub use prediction::Prediction;
 pub use stats::Stats;

@@ -2,8 +2,10 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
+use parquet::errors::ParquetError;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::{DatasetError, Instance, RowProblem};
@@ -146,7 +148,23 @@ fn load_json(file: &Path) -> Result<Vec<Instance>, DatasetError> {
 }
 
 fn load_parquet(file: &Path) -> Result<Vec<Instance>, DatasetError> {
-    let bad = |source: parquet::errors::ParquetError| DatasetError::Parquet {
+    // The parquet crate panics on some corrupt files (asserts and `expect`s on what a footer
+    // or a page claims, dates outside chrono's range); that is this file's error.
+    std::panic::catch_unwind(AssertUnwindSafe(|| read_parquet(file))).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(DatasetError::Parquet {
+            path: file.to_path_buf(),
+            source: ParquetError::General(format!("the reader failed on the file: {message}")),
+        })
+    })
+}
+
+fn read_parquet(file: &Path) -> Result<Vec<Instance>, DatasetError> {
+    let bad = |source: ParquetError| DatasetError::Parquet {
         path: file.to_path_buf(),
         source,
     };
@@ -155,7 +173,8 @@ fn load_parquet(file: &Path) -> Result<Vec<Instance>, DatasetError> {
         source,
     })?;
     let reader = SerializedFileReader::new(handle).map_err(bad)?;
-    let mut instances = Vec::with_capacity(reader.metadata().file_metadata().num_rows() as usize);
+    // The footer's row count is not trusted to size a buffer (it may be huge or negative).
+    let mut instances = Vec::new();
     for (index, row) in reader.get_row_iter(None).map_err(bad)?.enumerate() {
         let row = row.map_err(bad)?;
         instances.push(parse_row(file, index + 1, row.to_json_value())?);

@@ -21,11 +21,25 @@ pub fn docker_safe_id(instance_id: &str) -> String {
     instance_id.to_lowercase().replace("__", "_1776_")
 }
 
-/// The official image name of `instance_id` under `namespace` for `arch`, exactly as the
-/// harness derives it (the `__` replacement covers the namespace too).
+/// The official image name of `instance_id` under `namespace` for `arch`, exactly as
+/// SWE-bench 5.0.2 derives it (`ImageSpec.name` in `swebench/image_builder/image_spec.py`):
+/// the `__` replacement covers the namespace too, and the whole name is lowercased.
 pub fn official_image_name(namespace: &str, arch: &str, instance_id: &str) -> String {
-    let key = format!("sweb.eval.{arch}.{}:latest", instance_id.to_lowercase());
-    format!("{namespace}/{key}").replace("__", "_1776_")
+    format!("{namespace}/sweb.eval.{arch}.{instance_id}:latest")
+        .replace("__", "_1776_")
+        .to_lowercase()
+}
+
+/// The architecture as it appears in image names, from a `--arch` value: `x86_64` (or its
+/// alias `amd64`, as SWE-bench 5.0.2's `ImageSpec` calls it) or `arm64` (alias `aarch64`).
+pub fn image_arch(arch: &str) -> Result<&'static str, ImageNamingError> {
+    match arch {
+        "x86_64" | "amd64" => Ok("x86_64"),
+        "arm64" | "aarch64" => Ok("arm64"),
+        _ => Err(ImageNamingError::BadArch {
+            arch: arch.to_string(),
+        }),
+    }
 }
 
 /// How instance image names are rewritten (`--namespace`, `--image-template`).
@@ -40,6 +54,8 @@ pub struct ImageNaming {
     namespace: Option<String>,
     template: Option<Template>,
     arch: String,
+    /// An architecture was asked for: the naming is active even without a namespace.
+    arch_given: bool,
 }
 
 impl Default for ImageNaming {
@@ -49,6 +65,7 @@ impl Default for ImageNaming {
             namespace: None,
             template: None,
             arch: DEFAULT_ARCH.to_string(),
+            arch_given: false,
         }
     }
 }
@@ -72,15 +89,18 @@ impl ImageNaming {
         })
     }
 
-    /// The same naming for another architecture (the value of `{arch}`).
+    /// The same naming for another architecture (the value of `{arch}`). Given, it makes
+    /// the naming active: instances get the official name for `arch` under the namespace
+    /// (default `swebench`) rather than the dataset's `image` field.
     pub fn with_arch(mut self, arch: impl Into<String>) -> Self {
         self.arch = arch.into();
+        self.arch_given = true;
         self
     }
 
     /// Whether this rewrites names at all.
     pub fn is_active(&self) -> bool {
-        self.namespace.is_some() || self.template.is_some()
+        self.namespace.is_some() || self.template.is_some() || self.arch_given
     }
 
     /// The image `instance` runs in under this naming.
@@ -89,6 +109,9 @@ impl ImageNaming {
         match (&self.template, &self.namespace) {
             (Some(template), _) => template.fill(namespace, &self.arch, &instance.instance_id),
             (None, Some(_)) => official_image_name(namespace, &self.arch, &instance.instance_id),
+            (None, None) if self.arch_given => {
+                official_image_name(namespace, &self.arch, &instance.instance_id)
+            }
             (None, None) => instance.image_name(),
         }
     }

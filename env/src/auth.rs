@@ -1,13 +1,16 @@
 //! Registry credentials from the Docker CLI's configuration file, for pulls.
 //!
-//! The file is `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. Only its `auths`
-//! entries are read (a base64 `auth` of `user:password`, or `username`/`password`, or an
-//! `identitytoken`). Credential helpers (`credsStore`, `credHelpers`) are not called: a
-//! registry whose secret lives in a helper is pulled without credentials, and a refusal says
-//! so.
+//! The file is `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. As in the Docker
+//! CLI, a credential helper named for the registry (`credHelpers`, else `credsStore`) is asked
+//! first (`docker-credential-<name> get`, the server address on stdin, a JSON
+//! `{ServerURL, Username, Secret}` on stdout; a `Username` of `<token>` makes `Secret` an
+//! identity token). When it has nothing for the registry, or cannot be run, the `auths` entry
+//! is used (a base64 `auth` of `user:password`, or `username`/`password`, or an
+//! `identitytoken`), and a refusal names the helper's failure.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine;
 use bollard::auth::DockerCredentials;
@@ -25,8 +28,103 @@ const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 pub(crate) struct RegistryAuth {
     /// Credentials to send with the pull, when `auths` has an entry for the registry.
     pub credentials: Option<DockerCredentials>,
-    /// The credential helper that keeps this registry's secret (not called), when one is set.
+    /// The credential helper that keeps this registry's secret, when one is set.
     pub helper: Option<String>,
+    /// Why the helper gave no credentials, when it was asked and failed (not run, timed
+    /// out, exited non-zero other than "not found", or printed something unreadable).
+    pub helper_error: Option<String>,
+}
+
+/// How long a credential helper may take (one that waits for a keychain to be unlocked
+/// would otherwise stall every pull).
+const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a credential helper prints for `get`.
+#[derive(Debug, Deserialize)]
+struct HelperReply {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+impl RegistryAuth {
+    /// Asks the helper, when one is set, for `host`'s credentials; they replace those from
+    /// `auths`. A helper that has none leaves `auths`' credentials; one that fails also
+    /// does, and records why in `helper_error` (logged as a warning).
+    pub(crate) async fn ask_helper(&mut self, host: &str) {
+        let Some(helper) = self.helper.clone() else {
+            return;
+        };
+        match helper_credentials(&helper, host).await {
+            Ok(Some(credentials)) => self.credentials = Some(credentials),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!("credential helper docker-credential-{helper}: {err}");
+                self.helper_error = Some(err);
+            }
+        }
+    }
+}
+
+/// Runs `docker-credential-<helper> get` for `host`. `Ok(None)` when the helper has no
+/// credentials for it.
+async fn helper_credentials(helper: &str, host: &str) -> Result<Option<DockerCredentials>, String> {
+    use tokio::io::AsyncWriteExt;
+    let server = server_address(host);
+    let program = format!("docker-credential-{helper}");
+    let mut child = tokio::process::Command::new(&program)
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!("cannot run {program} ({e}); install it or remove it from config.json")
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(server.as_bytes())
+            .await
+            .map_err(|e| format!("cannot write to {program} ({e})"))?;
+    }
+    let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| format!("{program} gave no answer in {} s", HELPER_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("{program} failed ({e})"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        if stdout.contains("credentials not found") {
+            return Ok(None);
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let said = format!("{} {}", stdout.trim(), stderr.trim());
+        return Err(format!(
+            "{program} get exited with {} ({})",
+            output.status,
+            said.trim()
+        ));
+    }
+    let reply: HelperReply = serde_json::from_str(&stdout)
+        .map_err(|e| format!("{program} get printed no credentials JSON ({e})"))?;
+    let token = reply.username == "<token>";
+    Ok(Some(DockerCredentials {
+        username: (!token).then_some(reply.username),
+        password: (!token).then(|| reply.secret.clone()),
+        identitytoken: token.then_some(reply.secret),
+        serveraddress: Some(server),
+        ..Default::default()
+    }))
+}
+
+/// The server address Docker uses for `host` in `auths` keys and helper requests.
+fn server_address(host: &str) -> String {
+    if host == DOCKER_HUB {
+        DOCKER_HUB_KEY.to_string()
+    } else {
+        host.to_string()
+    }
 }
 
 /// The parts of `config.json` read here.
@@ -116,6 +214,7 @@ fn auth_from_config(config: &ConfigFile, host: &str) -> Result<RegistryAuth, Str
     Ok(RegistryAuth {
         credentials,
         helper,
+        helper_error: None,
     })
 }
 
@@ -143,11 +242,7 @@ fn entry_credentials(
         Some(auth) => decode_auth(auth).map_err(|e| format!("auths.\"{key}\".auth: {e}"))?,
         None => (entry.username.clone(), entry.password.clone()),
     };
-    let serveraddress = if host == DOCKER_HUB {
-        DOCKER_HUB_KEY.to_string()
-    } else {
-        host.to_string()
-    };
+    let serveraddress = server_address(host);
     Ok(DockerCredentials {
         username,
         password,

@@ -92,7 +92,15 @@ pub struct ContainerConfig {
     /// a harness killed with SIGKILL leaves nothing running for long (`clean` is still the
     /// way to remove leftovers at once). Whole seconds.
     pub deadline: Option<Duration>,
+    /// How much the container's writable layer (every file written or changed, on the
+    /// daemon's disk) may take. A [`crate::Shell`] in the container watches it and kills the
+    /// session's processes past it; `None` leaves it unbounded.
+    pub disk_limit_bytes: Option<u64>,
 }
+
+/// The default [`ContainerConfig::disk_limit_bytes`] of an episode container: far above what
+/// a task writes (a rebuilt package, test caches), far below a full disk.
+pub const EPISODE_DISK_LIMIT: u64 = 10 << 30;
 
 impl ContainerConfig {
     /// Defaults: no network, 4 GiB of memory, 2 CPUs, 1024 pids.
@@ -112,7 +120,14 @@ impl ContainerConfig {
             env: Vec::new(),
             repo_hygiene: false,
             deadline: None,
+            disk_limit_bytes: None,
         }
+    }
+
+    /// Sets [`ContainerConfig::disk_limit_bytes`].
+    pub fn with_disk_limit(mut self, limit: Option<u64>) -> Self {
+        self.disk_limit_bytes = limit;
+        self
     }
 
     /// Sets [`ContainerConfig::deadline`].
@@ -122,7 +137,7 @@ impl ContainerConfig {
     }
 
     /// An agent episode's container: [`ContainerConfig::new`] with the repo hygiene started
-    /// at once.
+    /// at once and the disk bounded by [`EPISODE_DISK_LIMIT`].
     pub fn for_episode(
         image: impl Into<String>,
         run_id: impl Into<String>,
@@ -130,6 +145,7 @@ impl ContainerConfig {
     ) -> Self {
         Self {
             repo_hygiene: true,
+            disk_limit_bytes: Some(EPISODE_DISK_LIMIT),
             ..Self::new(image, run_id, instance_id)
         }
     }
@@ -214,6 +230,7 @@ pub struct Container {
     docker: Docker,
     armed: bool,
     repo_hygiene: bool,
+    disk_limit: Option<u64>,
 }
 
 impl Container {
@@ -231,6 +248,7 @@ impl Container {
             docker: docker.clone(),
             armed: true,
             repo_hygiene: config.repo_hygiene,
+            disk_limit: config.disk_limit_bytes,
         };
         docker
             .start_container(&container.id, None)
@@ -253,6 +271,11 @@ impl Container {
     /// Whether the repo hygiene was started with the container ([`ContainerConfig::repo_hygiene`]).
     pub fn cleans_repo_at_start(&self) -> bool {
         self.repo_hygiene
+    }
+
+    /// The bound on the writable layer ([`ContainerConfig::disk_limit_bytes`]).
+    pub fn disk_limit(&self) -> Option<u64> {
+        self.disk_limit
     }
 
     /// Runs `bash -c script` once. Output merges stdout and stderr in order. At the timeout,

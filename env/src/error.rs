@@ -22,6 +22,18 @@ pub enum EnvError {
         cause: bollard::errors::Error,
     },
 
+    /// A container stopped under a running episode or evaluation: not the model's doing
+    /// (the model cannot stop its container's main process), so an infrastructure failure.
+    #[error("container {container} stopped during {what}: {reason}; this is an infrastructure failure, not the model's: run again with the same --run-id to redo it, or pass --retry-infra")]
+    ContainerStopped {
+        /// The container's short id.
+        container: String,
+        /// What was running, e.g. `the evaluation`.
+        what: String,
+        /// From [`crate::Container::stopped_reason`].
+        reason: String,
+    },
+
     /// A Docker API request failed.
     #[error("Docker request failed while {action}: {cause}")]
     Docker {

@@ -11,7 +11,10 @@ pub const HYGIENE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Leaves only the history reachable from the checked-out commit: no remotes, no other
 /// branches, no tags or other refs (stash and notes included), no reflog; unreachable
-/// objects are dropped from the packs and pruned. Each git process costs ~10 ms, so refs go
+/// objects are dropped from the packs and pruned. Packs marked `.keep` (which `repack -a -d`
+/// would leave whole) lose the mark first, and files that still name dropped commits go:
+/// the commit graph and multi-pack index, dumb-HTTP `info/refs` and `objects/info/packs`,
+/// an earlier `fsck --lost-found`'s output and rerere's recorded resolutions. Each git process costs ~10 ms, so refs go
 /// in one transaction, reflogs are deleted as files, and `gc` (which also writes commit
 /// graphs and packs refs) is avoided.
 /// Trust comes from the command line, not ~/.gitconfig: the bash session may be starting
@@ -33,6 +36,9 @@ rm -rf .git/logs .git/FETCH_HEAD .git/ORIG_HEAD .git/MERGE_HEAD .git/CHERRY_PICK
 if [ -d .git/worktrees ]; then
     git worktree prune
 fi
+rm -rf .git/lost-found .git/rr-cache .git/info/refs .git/objects/info/packs \
+    .git/objects/info/commit-graph .git/objects/info/commit-graphs \
+    .git/objects/pack/multi-pack-index .git/objects/pack/*.keep
 git repack -a -d -q
 git prune --expire=now
 # The repo as the episode finds it (see START_BASE_FILE and UNTRACKED_AT_START_FILE).

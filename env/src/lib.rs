@@ -10,6 +10,7 @@ mod disk;
 mod docker;
 mod error;
 mod files;
+mod health;
 mod hygiene;
 mod images;
 mod killer;
@@ -23,12 +24,13 @@ mod shell;
 pub use bollard::Docker;
 pub use container::{
     remove_all_live, remove_labelled, remove_labelled_settled, Container, ContainerConfig,
-    ExecOutput, INSTANCE_LABEL, RUN_LABEL,
+    ExecOutput, EPISODE_DISK_LIMIT, INSTANCE_LABEL, RUN_LABEL,
 };
 pub use disk::{disk_space, image_size, remove_image, DiskSpace};
 pub use docker::connect;
 pub use error::{EnvError, PullFailure, ShellFailure, WardenError};
 pub use files::container_path;
+pub use health::wait_for_daemon;
 pub use hygiene::{
     check_hygiene, hygiene_wait_script, prepare_repo, HYGIENE_TIMEOUT, START_BASE_FILE,
     UNTRACKED_AT_START_FILE,
@@ -41,4 +43,4 @@ pub use layout::{CONDA_ACTIVATE, CONDA_ENV, DEFAULT_PATH, REPO_ROOT};
 pub use output::CUT_MARKER;
 pub use pull::{pull_image, PullOptions, PullReport, DEFAULT_PULL_ATTEMPTS};
 pub use repo_image::build_repo_image;
-pub use shell::{Shell, ShellConfig, ShellOutput, SESSION_MARK_VAR};
+pub use shell::{DiskLimitHit, Shell, ShellConfig, ShellOutput, SESSION_MARK_VAR};

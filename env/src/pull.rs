@@ -64,8 +64,8 @@ pub struct PullReport {
 
 /// Pulls `image` from its registry (even when a local copy exists: like `docker pull`, this
 /// updates the tag). Credentials for the image's registry host come from the `auths` of the
-/// Docker CLI's `$DOCKER_CONFIG/config.json` (else `~/.docker/config.json`; credential helpers
-/// are not called). Transient failures are retried with exponential backoff (1 s, 2 s, 4 s,
+/// Docker CLI's `$DOCKER_CONFIG/config.json` (else `~/.docker/config.json`): its credential
+/// helper for the host when one is set, else its `auths` entry. Transient failures are retried with exponential backoff (1 s, 2 s, 4 s,
 /// ... capped at 60 s), or after the `Retry-After` a registry's message carries.
 ///
 /// Errors: [`EnvError::ImageUnavailable`] naming the image, why (`NotFound`, `Denied`,
@@ -81,7 +81,8 @@ pub async fn pull_image(
         return Err(unavailable(image, PullFailure::BuiltLocally, None));
     }
     let host = registry_host(image);
-    let auth = registry_auth(host, docker_config_dir().as_deref())?;
+    let mut auth = registry_auth(host, docker_config_dir().as_deref())?;
+    auth.ask_helper(host).await;
     let plain = options.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let attempts = options.attempts.max(1);
     let mut attempt = 1;
@@ -303,15 +304,19 @@ fn denied_hint(registry: &str, auth: Option<&RegistryAuth>) -> String {
         .map(|d| d.join("config.json").display().to_string())
         .unwrap_or_else(|| "~/.docker/config.json".to_string());
     let base = format!(
-        "check the image name, and log in with `docker login {registry}` (cwm-bench reads the `auths` of {config})"
+        "check the image name, and log in with `docker login {registry}` (cwm-bench reads {config} and its credential helpers)"
     );
     match auth {
         Some(RegistryAuth {
+            helper: Some(helper),
+            helper_error: Some(error),
+            ..
+        }) => format!("{base}; credential helper `{helper}` failed: {error}"),
+        Some(RegistryAuth {
             credentials: None,
             helper: Some(helper),
-        }) => format!(
-            "{base}; credential helper `{helper}` is not called by cwm-bench: `docker pull` the image once yourself"
-        ),
+            ..
+        }) => format!("{base}; credential helper `{helper}` has no credentials for {registry}"),
         _ => base,
     }
 }
@@ -463,10 +468,12 @@ mod tests {
         let helper = RegistryAuth {
             credentials: None,
             helper: Some("desktop".into()),
+            helper_error: Some("cannot run docker-credential-desktop".into()),
         };
         let err = unavailable("ghcr.io/a/b:1", denied, Some(&helper)).to_string();
         assert!(
-            err.contains("docker login ghcr.io") && err.contains("`desktop`"),
+            err.contains("docker login ghcr.io")
+                && err.contains("`desktop` failed: cannot run docker-credential-desktop"),
             "{err}"
         );
         let failed = PullFailure::Failed {

@@ -15,7 +15,8 @@
 //! the result says `restarted`.
 
 use std::pin::Pin;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
@@ -43,6 +44,14 @@ const ALIVE_POLL: Duration = Duration::from_secs(1);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Budget for one warden request (a kill of even a full pids limit takes well under this).
 const WARDEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the disk watchdog measures the container's writable layer (see [`DiskWatch`]) at
+/// most. Docker walks the container's whole file tree (the image's files included) to
+/// answer, which takes seconds on a large image or a busy daemon, so the pause after a
+/// measure is also at least [`DISK_POLL_FACTOR`] times what it took: the watchdog keeps the
+/// daemon busy for at most a quarter of the time. A writer overshoots the limit by what it
+/// writes in one pause and two measures.
+const DISK_POLL: Duration = Duration::from_secs(1);
+const DISK_POLL_FACTOR: u32 = 3;
 
 /// Put before a command's output when its predecessors' background processes were killed.
 const RUNAWAY_NOTE: &str =
@@ -128,6 +137,18 @@ pub struct ShellOutput {
     /// The shell died or hung and a fresh one was started: cwd, variables and functions are
     /// back to their start-up state.
     pub restarted: bool,
+    /// Since the previous command, the container's files passed its disk limit and the
+    /// session's processes (this command, background jobs) were killed; bash itself lives on.
+    pub disk_limit: Option<DiskLimitHit>,
+}
+
+/// The container's writable layer passed [`crate::Container::disk_limit`]: the disk
+/// watchdog killed every process the session had started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskLimitHit {
+    pub limit_bytes: u64,
+    /// The layer's size when the processes were killed.
+    pub used_bytes: u64,
 }
 
 type OutputStream = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
@@ -156,6 +177,10 @@ pub struct Shell {
     warden: Option<Warden>,
     /// Bytes that arrived after the last sentinel (late output of background jobs).
     carry: Vec<u8>,
+    /// The pid of the session's bash (0 before it starts), for the disk watchdog.
+    session_pid: Arc<AtomicI64>,
+    /// Running while the container has a disk limit.
+    disk: Option<DiskWatch>,
 }
 
 impl std::fmt::Debug for Shell {
@@ -190,8 +215,18 @@ impl Shell {
             main: None,
             warden: None,
             carry: Vec::new(),
+            session_pid: Arc::new(AtomicI64::new(0)),
+            disk: None,
         };
         shell.start_main().await?;
+        if let Some(limit) = container.disk_limit() {
+            shell.disk = Some(DiskWatch::start(
+                container,
+                limit,
+                shell.mark.clone(),
+                Arc::clone(&shell.session_pid),
+            ));
+        }
         Ok(shell)
     }
 
@@ -228,6 +263,7 @@ impl Shell {
             timed_out: ending.timed_out,
             truncated,
             restarted,
+            disk_limit: self.disk.as_ref().and_then(DiskWatch::take_hit),
         })
     }
 
@@ -291,6 +327,7 @@ impl Shell {
         );
         let pid = self.handshake(&mut bash, &hello).await?;
         bash.pid = i64::from(pid);
+        self.session_pid.store(bash.pid, Ordering::SeqCst);
         self.main = Some(bash);
         let init = self.run_init().await?;
         if !init.healthy {
@@ -565,6 +602,118 @@ fn died(timed_out: bool) -> Ending {
         timed_out,
         healthy: false,
         runaway: false,
+    }
+}
+
+/// The disk watchdog: a task that measures the container's writable layer (Docker's
+/// `SizeRw`) every [`DISK_POLL`] or so, during commands and between them alike, and once it is
+/// past the limit and still growing kills every process of the session but bash itself, in
+/// a one-shot exec (background writers included). The next [`ShellOutput`] reports it. The
+/// bound is the layer's size, so it holds on any storage driver (Docker's own
+/// `--storage-opt size` works only on some).
+struct DiskWatch {
+    hit: Arc<Mutex<Option<DiskLimitHit>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DiskWatch {
+    fn start(container: &Container, limit: u64, mark: String, pid: Arc<AtomicI64>) -> DiskWatch {
+        let hit = Arc::new(Mutex::new(None));
+        let task = tokio::spawn(watch_disk(
+            container.docker().clone(),
+            container.id().to_string(),
+            limit,
+            mark,
+            pid,
+            Arc::clone(&hit),
+        ));
+        DiskWatch { hit, task }
+    }
+
+    fn take_hit(&self) -> Option<DiskLimitHit> {
+        self.hit
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+impl Drop for DiskWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn watch_disk(
+    docker: Docker,
+    container_id: String,
+    limit: u64,
+    mark: String,
+    pid: Arc<AtomicI64>,
+    hit: Arc<Mutex<Option<DiskLimitHit>>>,
+) {
+    // The size at the last kill: files left behind do not trigger another kill, more do.
+    let mut killed_at: Option<u64> = None;
+    let options = bollard::query_parameters::InspectContainerOptionsBuilder::new()
+        .size(true)
+        .build();
+    let mut pause = DISK_POLL;
+    loop {
+        tokio::time::sleep(pause).await;
+        let measuring = Instant::now();
+        let measured = docker
+            .inspect_container(&container_id, Some(options.clone()))
+            .await;
+        pause = DISK_POLL.max(measuring.elapsed() * DISK_POLL_FACTOR);
+        let used = match measured {
+            Ok(inspect) => inspect.size_rw.unwrap_or(0).max(0) as u64,
+            // The container is gone: nothing left to watch.
+            Err(err) if crate::error::is_not_found(&err) => return,
+            Err(_) => continue,
+        };
+        if used <= limit {
+            killed_at = None;
+            continue;
+        }
+        if killed_at.is_some_and(|at| used <= at) {
+            continue;
+        }
+        let sid = pid.load(Ordering::SeqCst);
+        if sid <= 0 {
+            continue;
+        }
+        // Recorded before the kill, so the command it ends already reports it.
+        *hit.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(DiskLimitHit {
+            limit_bytes: limit,
+            used_bytes: used,
+        });
+        killed_at = Some(used);
+        let script = format!("{KILLER_FN}__cwm_kill {sid} {sid} {mark}\n");
+        run_script(&docker, &container_id, &script).await;
+        tracing::warn!(
+            "container {}: its files take {used} bytes, past the disk limit of {limit}; killed the session's processes",
+            short(&container_id)
+        );
+    }
+}
+
+/// Runs `bash -c script` in the container and waits for it (at most [`WARDEN_TIMEOUT`]);
+/// best effort.
+async fn run_script(docker: &Docker, container_id: &str, script: &str) {
+    let options = CreateExecOptions {
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        cmd: Some(vec!["bash", "-c", script]),
+        ..Default::default()
+    };
+    let Ok(created) = docker.create_exec(container_id, options).await else {
+        return;
+    };
+    if let Ok(StartExecResults::Attached { mut output, .. }) =
+        docker.start_exec(&created.id, None).await
+    {
+        let drain = async { while output.next().await.is_some() {} };
+        let _ = tokio::time::timeout(WARDEN_TIMEOUT, drain).await;
     }
 }
 

@@ -343,7 +343,11 @@ impl Run<'_> {
         let container = Container::start(self.docker, &config)
             .await
             .map_err(env_err)?;
-        let outcome = self.run_in(&container, nonce, revert).await;
+        let mut outcome = self.run_in(&container, nonce, revert).await;
+        // A log cut short by a killed container is no verdict on the patch.
+        if let Err(stopped) = container.check_running("the evaluation").await {
+            outcome = Err(stopped);
+        }
         // Removed before any verdict is written: a verdict means nothing is left running.
         let removed = container.remove().await.map_err(env_err);
         let outcome = outcome.map_err(env_err)?;

@@ -12,5 +12,5 @@ mod store;
 
 pub use error::ResultsError;
 pub use loaded::{Episode, LoadedRun};
-pub use run_dir::RunDir;
+pub use run_dir::{InfraFailure, RunDir, Stage};
 pub use store::{read_jsonl, write_atomic, JsonlStore};

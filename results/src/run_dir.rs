@@ -4,16 +4,51 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cwm_datasets::Prediction;
+use serde::{Deserialize, Serialize};
 
 use crate::store::{write_atomic, JsonlStore};
 use crate::ResultsError;
 
-/// `runs/<run-id>/`: `config.json`, `trajectories/<iid>.jsonl`, `preds.jsonl`,
-/// `eval/<iid>/...`, `summary.json` and `run.log`.
+/// `runs/<run-id>/`: `config.json`, `trajectories/<iid>.jsonl` (earlier attempts of an
+/// instance under `trajectories/attempts/`), `preds.jsonl`, `infra_failures.jsonl`,
+/// `eval/<iid>/...`, `summary.json`, `failures.json` and `run.log`.
 pub struct RunDir {
     root: PathBuf,
     predictions: JsonlStore,
     finished: BTreeMap<String, Prediction>,
+    infra: JsonlStore,
+}
+
+/// Where in an instance's work an infrastructure failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// The episode (its container, the daemon, or the model server failed).
+    Episode,
+    /// The evaluation of the prediction (its container or the daemon failed).
+    Evaluation,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Episode => "episode",
+            Stage::Evaluation => "evaluation",
+        })
+    }
+}
+
+/// One line of `infra_failures.jsonl`: an attempt at an instance that failed for a reason
+/// that is not the model's. The instance stays unfinished (no prediction, or no verdict), so
+/// the next start of the run redoes it; the log keeps every such attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfraFailure {
+    pub instance_id: String,
+    pub stage: Stage,
+    /// What failed, one line (e.g. the container's exit code and the OOM flag).
+    pub reason: String,
+    /// UTC time, RFC 3339.
+    pub at: String,
 }
 
 impl RunDir {
@@ -29,10 +64,12 @@ impl RunDir {
             .into_iter()
             .map(|p| (p.instance_id.clone(), p))
             .collect();
+        let infra = JsonlStore::open(&root.join("infra_failures.jsonl"))?;
         Ok(RunDir {
             root: root.to_path_buf(),
             predictions,
             finished,
+            infra,
         })
     }
 
@@ -54,6 +91,38 @@ impl RunDir {
         self.finished
             .insert(prediction.instance_id.clone(), prediction);
         Ok(())
+    }
+
+    /// Appends an infrastructure failure to `infra_failures.jsonl` (crash-safe, as
+    /// predictions are).
+    pub fn record_infra_failure(&mut self, failure: &InfraFailure) -> Result<(), ResultsError> {
+        self.infra.append(failure)
+    }
+
+    /// Every infrastructure failure recorded, oldest first, across starts of the run.
+    pub fn infra_failures(&self) -> Result<Vec<InfraFailure>, ResultsError> {
+        self.infra.read_all()
+    }
+
+    /// Moves an earlier attempt's trajectory of `instance_id` (an infrastructure failure, or
+    /// a start cut short by a crash) to `trajectories/attempts/<iid>.<n>.jsonl`, so that a new
+    /// episode does not overwrite it. Does nothing when there is none.
+    pub fn set_aside_trajectory(&self, instance_id: &str) -> Result<(), ResultsError> {
+        let current = self.trajectory_path(instance_id);
+        if !current.exists() {
+            return Ok(());
+        }
+        let dir = self.root.join("trajectories").join("attempts");
+        let io = |source| ResultsError::Io {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let mut n = 1;
+        while dir.join(format!("{instance_id}.{n}.jsonl")).exists() {
+            n += 1;
+        }
+        std::fs::rename(&current, dir.join(format!("{instance_id}.{n}.jsonl"))).map_err(io)
     }
 
     pub fn trajectory_path(&self, instance_id: &str) -> PathBuf {

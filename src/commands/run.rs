@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use cwm_bench::config::{ConfigOverrides, RunConfig};
 use cwm_bench::pipeline::Run;
 
+/// Exit status of a run that finished with instances left unfinished by infrastructure
+/// failures (listed in `failures.json`); running it again redoes them.
+const INFRA_EXIT: u8 = 3;
+
 /// Every setting of a run. The flags overlay a TOML file (`--config`), which overlays the
 /// defaults; the effective settings are saved with the run as `config.json`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -36,6 +40,7 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
     tracing::info!(run_id = %config.run.run_id, model = %config.backend.model, instances = run.instances().len(), "run started");
     let outcome = run.execute(flags.quiet, shutdown.recv()).await?;
     println!("{}", outcome.table());
+    println!("{}", outcome.failures.lines(&outcome.run_id));
     println!("run directory: {}", outcome.run_dir.display());
     if outcome.evaluated {
         println!("{}", outcome.hardened.line());
@@ -47,6 +52,14 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
             outcome.run_id
         );
         return Ok(ExitCode::from(code));
+    }
+    let unscored = outcome.failures.infrastructure.len();
+    if unscored > 0 {
+        eprintln!(
+            "{unscored} instance(s) hit infrastructure failures and are not scored: run it again with --run-id {} to redo them",
+            outcome.run_id
+        );
+        return Ok(ExitCode::from(INFRA_EXIT));
     }
     Ok(ExitCode::SUCCESS)
 }

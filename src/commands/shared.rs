@@ -32,15 +32,22 @@ pub struct ImageNamingArgs {
     /// `{namespace}/sweb.eval.{arch}.{id}:v2`; overrides the dataset's `image` field.
     #[arg(long, value_name = "TEMPLATE")]
     pub image_template: Option<String>,
+    /// Architecture of the task images: x86_64 (alias amd64) or arm64; images get the
+    /// official name for it, as SWE-bench 5.0.2's ImageSpec.arch (default: the dataset's
+    /// `image` field, else x86_64).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 impl ImageNamingArgs {
-    /// The naming these flags ask for; an unusable namespace or template is an error naming it.
+    /// The naming these flags ask for; an unusable namespace, template or architecture is an
+    /// error naming it.
     pub fn to_naming(&self) -> anyhow::Result<ImageNaming> {
-        Ok(ImageNaming::new(
-            self.namespace.as_deref(),
-            self.image_template.as_deref(),
-        )?)
+        let naming = ImageNaming::new(self.namespace.as_deref(), self.image_template.as_deref())?;
+        Ok(match &self.arch {
+            Some(arch) => naming.with_arch(cwm_datasets::image_arch(arch)?),
+            None => naming,
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use cwm_agent::{EpisodeConfig, EpisodeContext, EpisodeObserver, Policy};
 use cwm_datasets::Instance;
 use cwm_env::{Container, ContainerConfig, Docker};
 use cwm_eval::{EvalOptions, Evaluation};
-use cwm_protocol::{Footer, TrajectorySink};
+use cwm_protocol::{ExitStatus, Footer, TrajectorySink};
 
 use crate::error::PipelineError;
 
@@ -44,12 +44,32 @@ pub struct Solved {
     pub footer: Footer,
     /// The kept container's id (with [`Task::keep`]).
     pub kept: Option<String>,
+    /// For an episode that ended `env_error` because its container stopped under it (not
+    /// the model's doing): why it stopped ([`cwm_env::Container::stopped_reason`]).
+    pub container_stopped: Option<String>,
     pub timings: Timings,
+}
+
+impl Solved {
+    /// Why this episode is an infrastructure failure rather than the model's, if it is one:
+    /// the model server failed (`model_error`), or the container stopped under the episode.
+    pub fn infrastructure_failure(&self) -> Option<String> {
+        let detail = self.footer.error.as_deref().unwrap_or("no detail");
+        match (self.footer.status, &self.container_stopped) {
+            (ExitStatus::ModelError, _) => Some(format!("model_error: {detail}")),
+            (ExitStatus::EnvError, Some(stopped)) => {
+                Some(format!("env_error: {detail}; {stopped}"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Runs the episode in a fresh container of the instance's image (pulled or built when
 /// missing), then removes the container, even when the episode failed. Errors: the image or
-/// container cannot be had, the trajectory cannot be written, or the removal failed.
+/// container cannot be had, or the trajectory cannot be written. A removal that fails (the
+/// daemon restarting) is logged and left to the run's removal of its labelled containers,
+/// so a finished episode is never lost to it.
 pub async fn solve(
     task: &Task<'_>,
     policy: &mut dyn Policy,
@@ -81,11 +101,20 @@ pub async fn solve(
     })
     .await;
     let episode = episode_started.elapsed();
+    let container_stopped = match &outcome {
+        Ok(footer) if footer.status == ExitStatus::EnvError => container.stopped_reason().await,
+        _ => None,
+    };
     let remove_started = Instant::now();
     let kept = if task.keep {
         Some(container.keep())
     } else {
-        container.remove().await?;
+        let id = container.id().to_string();
+        if let Err(e) = container.remove().await {
+            tracing::warn!(
+                "could not remove container {id} (removed with the run's leftovers): {e}"
+            );
+        }
         None
     };
     let remove = if kept.is_some() {
@@ -96,6 +125,7 @@ pub async fn solve(
     Ok(Solved {
         footer: outcome?,
         kept,
+        container_stopped,
         timings: Timings {
             start,
             episode,

@@ -5,11 +5,13 @@
 //! - [`grade_all`]: a set of predictions graded, `workers` at a time (`eval`).
 //! - [`run`]: every selected instance with a worker pool, resumable, and stopped cleanly
 //!   by a signal ([`run::Run`]).
+//! - [`failures`]: infrastructure failures (not scored, redone) apart from model failures.
 //! - [`validate`]: gold validation (gold must resolve, the base commit must not).
 //! - [`with_cleanup`]: any container work that a stop signal must not leave behind.
 
 mod cleanup;
 mod disk;
+pub mod failures;
 mod grade_all;
 mod instance;
 pub mod run;
@@ -17,6 +19,7 @@ pub mod validate;
 
 pub use cleanup::with_cleanup;
 pub use disk::ImageBudget;
+pub use failures::{Failures, ModelFailure};
 pub use grade_all::{grade_all, Grading};
 pub use instance::{grade, solve, Solved, Task, Timings};
 pub use run::{summarise, summary_rows, Run, RunOutcome, SummaryRow};

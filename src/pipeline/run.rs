@@ -13,13 +13,18 @@ use cwm_datasets::{Instance, Prediction};
 use cwm_env::Docker;
 use cwm_eval::hardened::{HardenedSummary, HARDENED_FILE, HARDENED_SUMMARY_FILE};
 use cwm_eval::{EvalOptions, RunSummary};
-use cwm_results::{LoadedRun, RunDir};
+use cwm_results::{InfraFailure, LoadedRun, RunDir, Stage};
 use tokio::task::JoinSet;
 
+use super::failures::Failures;
 use super::instance::{grade, solve, Task};
 use crate::config::{CacheLevel, RunConfig};
 use crate::error::PipelineError;
 use crate::progress::{InstanceLine, RunProgress};
+
+/// How long an instance waits for an unanswering Docker daemon (being restarted) before it
+/// is tried anyway (and fails as an infrastructure failure).
+const DAEMON_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A run ready to start: its settings, its instances and its directory.
 pub struct Run {
@@ -45,6 +50,9 @@ pub struct RunOutcome {
     pub rows: Vec<SummaryRow>,
     /// The run graded its patches.
     pub evaluated: bool,
+    /// Infrastructure failures (unfinished, not scored) and model failures, as written to
+    /// `failures.json`.
+    pub failures: Failures,
 }
 
 /// One finished episode, for the run's closing table.
@@ -118,7 +126,10 @@ impl Run {
             .cloned()
             .collect();
         let progress = RunProgress::new(instances.len(), instances.len() - todo.len(), quiet);
-        let workers = Workers::new(&config, todo.len())?;
+        let mut workers = Workers::new(&config, todo.len())?;
+        if !todo.is_empty() {
+            workers.check_ready().await?;
+        }
         // What the backend really applies (e.g. the sampling fields sent), beside the settings.
         let mut saved = to_json(&config)?;
         saved["policy"] = workers.policy_config.clone();
@@ -215,6 +226,29 @@ impl Shared {
         }
     }
 
+    /// Logs and records an infrastructure failure of `iid` in `infra_failures.jsonl`.
+    fn infra_failed(&self, iid: &str, err: &PipelineError) {
+        let stage = match err {
+            PipelineError::Infrastructure { stage, .. } => *stage,
+            PipelineError::Eval(_) => Stage::Evaluation,
+            _ => Stage::Episode,
+        };
+        let reason = crate::logging::error_line(err);
+        tracing::warn!(instance = %iid, "infrastructure failure in the {stage}: {reason}");
+        let failure = InfraFailure {
+            instance_id: iid.to_string(),
+            stage,
+            reason,
+            at: chrono::Utc::now().to_rfc3339(),
+        };
+        let recorded = self
+            .run_dir()
+            .and_then(|mut d| Ok(d.record_infra_failure(&failure)?));
+        if let Err(e) = recorded {
+            self.failed(iid, "recording an infrastructure failure: ", &e);
+        }
+    }
+
     fn run_dir(&self) -> Result<std::sync::MutexGuard<'_, RunDir>, PipelineError> {
         self.run_dir.lock().map_err(|_| PipelineError::Io {
             what: "the run directory's lock".into(),
@@ -249,6 +283,16 @@ impl Workers {
             queue,
             policy_config,
         })
+    }
+
+    /// Asks one policy whether its backend answers at all ([`Policy::check_ready`]).
+    async fn check_ready(&mut self) -> Result<(), PipelineError> {
+        let Some(mut policy) = self.queue.recv().await else {
+            return Ok(());
+        };
+        let ready = policy.check_ready().await;
+        let _ = self.idle.try_send(policy);
+        Ok(ready?)
     }
 }
 
@@ -366,31 +410,20 @@ async fn process_instance(
             || !cwm_env::image_exists(&shared.docker, &image)
                 .await
                 .unwrap_or(true));
-    let recorded = shared
-        .run_dir()
-        .ok()
-        .and_then(|d| d.finished().get(iid).cloned());
     let acquired = match &shared.budget {
         Some(budget) => budget.acquire(&shared.docker, &image).await,
         None => Ok(()),
     };
-    let prediction = match (acquired, recorded) {
-        (Err(e), _) => Err(e),
-        (Ok(()), Some(prediction)) => Ok(prediction),
-        (Ok(()), None) => solve_and_record(shared, instance, policy.as_mut(), &line).await,
+    let result = match acquired {
+        Ok(()) => attempt_with_retry(shared, instance, policy.as_mut(), &line).await,
+        Err(e) => Err(e),
     };
-    let (resolved, error) = match prediction {
-        Ok(prediction) if shared.config.eval.evaluate => {
-            line.set("evaluating");
-            match grade_one(shared, instance, &prediction).await {
-                Ok(evaluation) => (Some(evaluation.resolved()), evaluation.report.is_none()),
-                Err(e) => {
-                    shared.failed(iid, "evaluation failed: ", &e);
-                    (Some(false), true)
-                }
-            }
+    let (resolved, error) = match result {
+        Ok(verdict) => verdict,
+        Err(e) if e.is_infrastructure() && !e.stops_the_run() => {
+            shared.infra_failed(iid, &e);
+            (None, true)
         }
-        Ok(_) => (None, false),
         Err(e) => {
             shared.failed(iid, "", &e);
             (None, true)
@@ -409,6 +442,62 @@ async fn process_instance(
     policy
 }
 
+/// [`attempt_instance`], and with `--retry-infra` once more after an infrastructure failure
+/// (which is recorded). Each try first waits for an unanswering daemon (a restart), rather
+/// than failing every instance that follows it.
+async fn attempt_with_retry(
+    shared: &Shared,
+    instance: &Instance,
+    policy: &mut dyn Policy,
+    line: &InstanceLine,
+) -> Result<(Option<bool>, bool), PipelineError> {
+    let attempts = if shared.config.run.retry_infra { 2 } else { 1 };
+    let mut attempt = 1;
+    loop {
+        cwm_env::wait_for_daemon(&shared.docker, DAEMON_WAIT).await;
+        match attempt_instance(shared, instance, policy, line).await {
+            Err(e) if e.is_infrastructure() && !e.stops_the_run() && attempt < attempts => {
+                shared.infra_failed(&instance.instance_id, &e);
+                tracing::warn!(instance = %instance.instance_id, "--retry-infra: trying the instance once more");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// One try at an instance: its episode (unless its prediction is recorded), then its
+/// evaluation when the run grades. `Ok((resolved, error))`: the verdict (`None` ungraded)
+/// and whether the evaluation gave no official report.
+async fn attempt_instance(
+    shared: &Shared,
+    instance: &Instance,
+    policy: &mut dyn Policy,
+    line: &InstanceLine,
+) -> Result<(Option<bool>, bool), PipelineError> {
+    let recorded = shared
+        .run_dir()?
+        .finished()
+        .get(&instance.instance_id)
+        .cloned();
+    let prediction = match recorded {
+        Some(prediction) => prediction,
+        None => solve_and_record(shared, instance, policy, line).await?,
+    };
+    if !shared.config.eval.evaluate {
+        return Ok((None, false));
+    }
+    line.set("evaluating");
+    match grade_one(shared, instance, &prediction).await {
+        Ok(evaluation) => Ok((Some(evaluation.resolved()), evaluation.report.is_none())),
+        Err(e) if e.is_infrastructure() => Err(e),
+        Err(e) => {
+            shared.failed(&instance.instance_id, "evaluation failed: ", &e);
+            Ok((Some(false), true))
+        }
+    }
+}
+
 /// Runs the episode in its own container and records the prediction.
 async fn solve_and_record(
     shared: &Shared,
@@ -417,7 +506,11 @@ async fn solve_and_record(
     line: &InstanceLine,
 ) -> Result<Prediction, PipelineError> {
     let iid = &instance.instance_id;
-    let trajectory = shared.run_dir()?.trajectory_path(iid);
+    let trajectory = {
+        let run_dir = shared.run_dir()?;
+        run_dir.set_aside_trajectory(iid)?;
+        run_dir.trajectory_path(iid)
+    };
     let mut recorder = JsonlTrajectoryWriter::create(&trajectory)?;
     let task = Task {
         docker: &shared.docker,
@@ -427,6 +520,13 @@ async fn solve_and_record(
         keep: false,
     };
     let solved = solve(&task, policy, &mut recorder, &mut LineObserver(line)).await?;
+    if let Some(reason) = solved.infrastructure_failure() {
+        return Err(PipelineError::Infrastructure {
+            instance_id: iid.clone(),
+            stage: Stage::Episode,
+            reason,
+        });
+    }
     let footer = solved.footer;
     tracing::info!(instance = %iid, status = %footer.status, turns = footer.turns, "episode finished");
     let prediction = Prediction {
@@ -492,6 +592,15 @@ fn finish(
     let run_dir = shared.run_dir()?;
     let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
     let (summary, hardened) = summarise(&ids, run_dir.finished(), run_dir.root())?;
+    let evaluate = shared.config.eval.evaluate;
+    let done = |id: &str| {
+        instances
+            .iter()
+            .find(|i| i.instance_id == id)
+            .is_some_and(|i| is_done(&run_dir, i, evaluate))
+    };
+    let failures = Failures::collect(&run_dir, &ids, evaluate, done)?;
+    failures.write(run_dir.root())?;
     Ok(RunOutcome {
         run_dir: run_dir.root().to_path_buf(),
         run_id,
@@ -499,7 +608,8 @@ fn finish(
         summary,
         hardened,
         rows: summary_rows(run_dir.root(), &ids),
-        evaluated: shared.config.eval.evaluate,
+        evaluated: evaluate,
+        failures,
     })
 }
 

@@ -142,6 +142,7 @@ impl Workspace for DockerWorkspace<'_> {
             timed_out: out.timed_out,
             truncated: false,
             restarted: false,
+            disk_limit: None,
         })
     }
 
@@ -189,5 +190,6 @@ fn to_command_output(out: ShellOutput, restarted: bool) -> CommandOutput {
         timed_out: out.timed_out,
         truncated: out.truncated,
         restarted,
+        disk_limit: out.disk_limit,
     }
 }

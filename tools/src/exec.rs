@@ -64,9 +64,7 @@ impl ToolOutcome {
             success: !out.restarted,
             exit_code: out.exit_code,
             restarted: out.restarted,
-            notice: out
-                .restarted
-                .then(|| restart_notice(&config.profile, out, config.command_timeout)),
+            notice: session_notice(out, config),
             submission: None,
             duration: Duration::ZERO,
         }
@@ -116,6 +114,41 @@ async fn bash(
         .unwrap_or(&out.output)
         .to_string();
     Ok(ToolOutcome::from_session(text, &out, config))
+}
+
+/// What the model is told about its session beyond the output: that it was replaced, and
+/// that the disk watchdog killed its processes.
+fn session_notice(out: &CommandOutput, config: &ToolConfig) -> Option<String> {
+    let profile = &config.profile;
+    let restart = out
+        .restarted
+        .then(|| restart_notice(profile, out, config.command_timeout));
+    let disk = out.disk_limit.map(|hit| {
+        profile.render(
+            "session.disk_limit",
+            context! { limit => human_bytes(hit.limit_bytes), used => human_bytes(hit.used_bytes) },
+        )
+    });
+    match (restart, disk) {
+        (Some(restart), Some(disk)) => Some(format!(
+            "{restart}{}{disk}",
+            profile.text("observation.notice_separator")
+        )),
+        (restart, disk) => restart.or(disk),
+    }
+}
+
+/// `1.5 GiB`, `300.0 MiB`, `12 KiB`: sizes in a notice.
+fn human_bytes(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b >= KIB * KIB * KIB {
+        format!("{:.1} GiB", b / (KIB * KIB * KIB))
+    } else if b >= KIB * KIB {
+        format!("{:.1} MiB", b / (KIB * KIB))
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
+    }
 }
 
 /// Tells the model its session was replaced, and why (the profile's `session` texts).
@@ -270,5 +303,41 @@ mod tests {
             output(&config, submit).await,
             "Failed to submit /tmp/empty.diff."
         );
+    }
+
+    #[test]
+    fn the_disk_notice_comes_from_the_profile_and_follows_a_restart_notice() {
+        let config = ToolConfig::default();
+        let hit = cwm_env::DiskLimitHit {
+            limit_bytes: 64 << 20,
+            used_bytes: 100 << 20,
+        };
+        let out = CommandOutput {
+            exit_code: Some(137),
+            disk_limit: Some(hit),
+            ..CommandOutput::default()
+        };
+        let outcome = ToolOutcome::from_session("partial".into(), &out, &config);
+        let notice = outcome.notice.expect("a notice");
+        assert!(
+            notice.contains("take 100.0 MiB, more than its disk limit of 64.0 MiB"),
+            "{notice}"
+        );
+        assert!(outcome.success && !outcome.restarted);
+
+        let restarted = CommandOutput {
+            restarted: true,
+            ..out
+        };
+        let notice = ToolOutcome::from_session(String::new(), &restarted, &config)
+            .notice
+            .expect("a notice");
+        assert!(notice.starts_with("The session was terminated"), "{notice}");
+        assert!(
+            notice.ends_with("any command that writes more is killed."),
+            "{notice}"
+        );
+        assert_eq!(human_bytes(10 << 30), "10.0 GiB");
+        assert_eq!(human_bytes(1500), "2 KiB");
     }
 }

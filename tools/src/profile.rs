@@ -39,6 +39,7 @@ pub const FIELDS: &[(&str, &[&str])] = &[
     ("session.reason_timeout", &["seconds"]),
     ("session.reason_output", &[]),
     ("session.reason_exited", &[]),
+    ("session.disk_limit", &["limit", "used"]),
     ("format_errors.no_tool_call", &["tools"]),
     ("format_errors.call_inside_thinking", &[]),
     ("format_errors.several_calls", &["count", "names"]),

@@ -27,6 +27,8 @@ pub struct CommandOutput {
     pub truncated: bool,
     /// The session was killed and a fresh one started (timeout, output cap, or it exited).
     pub restarted: bool,
+    /// The container's files passed its disk limit and the session's processes were killed.
+    pub disk_limit: Option<cwm_env::DiskLimitHit>,
 }
 
 /// What is at a path in the container.

@@ -145,28 +145,29 @@ impl TrajectorySink for Vec<Record> {
 }
 
 /// Appends one JSON line per record and flushes it at once, so a crash loses at most the
-/// turn in flight.
+/// turn in flight. The file is created by the first record (the header), not before: a crash
+/// while the episode's container starts leaves no empty, header-less file behind.
 pub struct JsonlTrajectoryWriter {
     path: PathBuf,
-    file: File,
+    file: Option<File>,
     fsync: bool,
 }
 
 impl JsonlTrajectoryWriter {
-    /// Creates (truncates) `path`, and its parent directories.
+    /// A writer that will create (truncate) `path`, and its parent directories, with its
+    /// first record. Creates the parent directories now, so that an unwritable place is an
+    /// error before the episode starts.
     pub fn create(path: impl Into<PathBuf>) -> Result<Self, TrajectoryError> {
         let path = path.into();
-        let io = |source| TrajectoryError::Io {
-            path: path.clone(),
-            source,
-        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
+            std::fs::create_dir_all(parent).map_err(|source| TrajectoryError::Io {
+                path: path.clone(),
+                source,
+            })?;
         }
-        let file = File::create(&path).map_err(io)?;
         Ok(Self {
             path,
-            file,
+            file: None,
             fsync: false,
         })
     }
@@ -180,22 +181,34 @@ impl JsonlTrajectoryWriter {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    fn file(&mut self) -> std::io::Result<&mut File> {
+        if self.file.is_none() {
+            self.file = Some(File::create(&self.path)?);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the trajectory file is not open"))
+    }
 }
 
 impl TrajectorySink for JsonlTrajectoryWriter {
     fn write(&mut self, record: &Record) -> Result<(), TrajectoryError> {
+        let path = self.path.clone();
         let io = |source| TrajectoryError::Io {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
         let mut line = serde_json::to_vec(record).map_err(|e| io(e.into()))?;
         line.push(b'\n');
-        match append_line(&mut self.file, &line, self.fsync) {
+        let fsync = self.fsync;
+        match self.file().and_then(|file| append_line(file, &line, fsync)) {
             Ok(()) => Ok(()),
             Err(err) => {
                 // A trajectory that never got its header is no trajectory at all.
                 if std::fs::metadata(&self.path).is_ok_and(|m| m.len() == 0) {
                     let _ = std::fs::remove_file(&self.path);
+                    self.file = None;
                 }
                 Err(io(err))
             }
@@ -234,13 +247,15 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory, TrajectoryError> {
         path: path.into(),
         source,
     })?;
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
+    let io = |source| TrajectoryError::Io {
+        path: path.into(),
+        source,
+    };
+    // Split on bytes: a torn last line may end inside a UTF-8 sequence.
+    let lines: Vec<Vec<u8>> = BufReader::new(file)
+        .split(b'\n')
         .collect::<Result<_, _>>()
-        .map_err(|source| TrajectoryError::Io {
-            path: path.into(),
-            source,
-        })?;
+        .map_err(io)?;
     let bad = |line: usize, problem: BadRecord| TrajectoryError::Malformed {
         path: path.into(),
         line,
@@ -249,14 +264,19 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory, TrajectoryError> {
     let mut header = None;
     let mut turns = Vec::new();
     let mut footer = None;
-    for (i, line) in lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
+    for (i, line) in lines.iter().enumerate() {
+        let last = i + 1 == lines.len();
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => line.strip_suffix('\r').unwrap_or(line),
+            Err(_) if last && header.is_some() => break,
+            Err(e) => return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
         let record = match serde_json::from_str::<Record>(line) {
             Ok(record) => record,
-            Err(_) if i + 1 == lines.len() && header.is_some() => break,
+            Err(_) if last && header.is_some() => break,
             Err(e) => return Err(bad(i + 1, e.into())),
         };
         match record {

@@ -62,6 +62,12 @@ pub trait Policy: Send {
         serde_json::Value::Null
     }
 
+    /// Called once before a run starts anything: fails when the backend cannot answer at
+    /// all (a model server nothing listens at), so the run stops before its first container.
+    async fn check_ready(&mut self) -> Result<(), PolicyError> {
+        Ok(())
+    }
+
     /// Called once before an episode's first turn.
     async fn start_episode(&mut self, _instance: &Instance) -> Result<(), PolicyError> {
         Ok(())

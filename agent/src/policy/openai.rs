@@ -284,6 +284,16 @@ impl Policy for OpenAiPolicy {
         }
     }
 
+    /// `GET <base>/models`: any HTTP answer (servers without that route say 404) means a
+    /// server listens; only a refused or failed connection is an error.
+    async fn check_ready(&mut self) -> Result<(), PolicyError> {
+        let url = format!("{}/models", self.config.base_url.trim_end_matches('/'));
+        match self.client.get(&url).send().await {
+            Err(source) if source.is_connect() => Err(PolicyError::Unreachable { url, source }),
+            _ => Ok(()),
+        }
+    }
+
     fn name(&self) -> String {
         self.config.model.clone()
     }
