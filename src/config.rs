@@ -78,6 +78,9 @@ impl RunConfig {
         if self.run.workers == 0 {
             return invalid("workers", "must be at least 1");
         }
+        if self.run.samples == 0 {
+            return invalid("samples", "must be at least 1");
+        }
         if self.eval.timeout_secs == 0 {
             return invalid("eval_timeout", "must be at least 1 second");
         }
@@ -164,6 +167,10 @@ pub struct RunSettings {
     /// is not the model's (a container killed or OOM-killed, the daemon or the model server
     /// failing); without it such an instance is left for the next start of the run.
     pub retry_infra: bool,
+    /// Independent episodes per instance (default 1). With more, each sample is a run of
+    /// its own under `<run>/samples/` with the sampling seed `seed + k` (see
+    /// [`crate::pipeline::samples`]).
+    pub samples: usize,
 }
 
 impl Default for RunSettings {
@@ -176,6 +183,7 @@ impl Default for RunSettings {
             max_disk: None,
             prefetch: 0,
             retry_infra: false,
+            samples: 1,
         }
     }
 }
@@ -522,6 +530,12 @@ pub struct RunOverrides {
     /// by the next start of the run (same --run-id).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub retry_infra: Option<bool>,
+    /// Independent episodes per instance (default 1): CWM's test-time scaling. Sample k runs
+    /// with the sampling seed --sampling-seed + k; preds.jsonl gets one patch per instance
+    /// (majority vote), samples.jsonl every sample's, and graded runs report pass@1 with a
+    /// confidence interval, pass@k, the majority vote and the oracle (any sample resolved).
+    #[arg(long)]
+    pub samples: Option<usize>,
 }
 
 impl RunOverrides {
@@ -535,6 +549,7 @@ impl RunOverrides {
         }
         set(&mut run.prefetch, &self.prefetch);
         set(&mut run.retry_infra, &self.retry_infra);
+        set(&mut run.samples, &self.samples);
     }
 }
 

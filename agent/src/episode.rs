@@ -145,6 +145,8 @@ pub(crate) struct Episode<'a> {
     tool_time: Duration,
     submission: Option<String>,
     error: Option<String>,
+    /// The model_error came from the serving infrastructure (`PolicyError::is_infrastructure`).
+    infrastructure: bool,
     started: Instant,
     /// What the tools run with, built once per episode.
     tool_config: ToolConfig,
@@ -194,6 +196,7 @@ impl<'a> Episode<'a> {
             tool_time: Duration::ZERO,
             submission: None,
             error: None,
+            infrastructure: false,
             started: Instant::now(),
             tool_config: ToolConfig {
                 command_timeout: Duration::from_secs(b.command_timeout_secs),
@@ -223,6 +226,7 @@ impl<'a> Episode<'a> {
             }
         };
         if let Err(e) = self.policy.start_episode(self.instance).await {
+            self.infrastructure = e.is_infrastructure();
             return self
                 .finish(Some(ws), ExitStatus::ModelError, Some(e.to_string()))
                 .await;
@@ -278,6 +282,7 @@ impl<'a> Episode<'a> {
         };
         result.map_err(|e| {
             self.error = Some(e.to_string());
+            self.infrastructure = e.is_infrastructure();
             ExitStatus::ModelError
         })
     }
@@ -486,6 +491,7 @@ impl<'a> Episode<'a> {
             status,
             patch,
             error,
+            infrastructure: status == ExitStatus::ModelError && self.infrastructure,
             turns: self.turns,
             format_errors: self.format_errors,
             tokens_in: self.tokens_in,

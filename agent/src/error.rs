@@ -104,6 +104,25 @@ pub enum PolicyError {
     GenerationThread(#[source] tokio::task::JoinError),
 }
 
+impl PolicyError {
+    /// Whether the serving infrastructure failed rather than the model: no answer, a 5xx or
+    /// 429 after every retry, an auth or routing refusal (401, 403, 404: a setup error that
+    /// would fail every episode), a malformed body, a crashed generation thread. A 400 or 413
+    /// (the request refused, typically as too long for the model), a replay that ran out of
+    /// turns, the oracle's or the local engine's own errors are not.
+    pub fn is_infrastructure(&self) -> bool {
+        match self {
+            PolicyError::Request { .. }
+            | PolicyError::Unreachable { .. }
+            | PolicyError::BadResponse { .. }
+            | PolicyError::HttpClient(_)
+            | PolicyError::GenerationThread(_) => true,
+            PolicyError::Status { status, .. } => !matches!(status, 400 | 413),
+            _ => false,
+        }
+    }
+}
+
 /// What is wrong with a model server's answer ([`PolicyError::BadResponse`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ResponseProblem {

@@ -6,6 +6,7 @@
 mod error;
 pub mod export;
 pub mod loaded;
+pub mod metrics;
 pub mod report;
 mod run_dir;
 mod store;

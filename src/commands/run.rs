@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cwm_bench::config::{ConfigOverrides, RunConfig};
-use cwm_bench::pipeline::Run;
+use cwm_bench::pipeline::{samples, Run};
 
 /// Exit status of a run that finished with instances left unfinished by infrastructure
 /// failures (listed in `failures.json`); running it again redoes them.
@@ -35,10 +35,18 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let config = RunConfig::resolve(file, flags.overrides.clone())?;
     config.refuse_unappliable_sampling(&flags.overrides.sampling_given())?;
+    if config.run.samples > 1 {
+        return run_samples(config, flags.quiet, &mut shutdown).await;
+    }
     let run = Run::prepare(config.clone())?;
     cwm_bench::logging::init(Some(&run.log_path()), flags.quiet)?;
     tracing::info!(run_id = %config.run.run_id, model = %config.backend.model, instances = run.instances().len(), "run started");
     let outcome = run.execute(flags.quiet, shutdown.recv()).await?;
+    Ok(report(&outcome))
+}
+
+/// Prints a finished run's table, failures and verdicts; the exit status it ends with.
+fn report(outcome: &cwm_bench::pipeline::RunOutcome) -> ExitCode {
     println!("{}", outcome.table());
     println!("{}", outcome.failures.lines(&outcome.run_id));
     println!("run directory: {}", outcome.run_dir.display());
@@ -51,7 +59,7 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
             "interrupted: run it again with --run-id {} to finish",
             outcome.run_id
         );
-        return Ok(ExitCode::from(code));
+        return ExitCode::from(code);
     }
     let unscored = outcome.failures.infrastructure.len();
     if unscored > 0 {
@@ -59,7 +67,44 @@ pub async fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
             "{unscored} instance(s) hit infrastructure failures and are not scored: run it again with --run-id {} to redo them",
             outcome.run_id
         );
-        return Ok(ExitCode::from(INFRA_EXIT));
+        return ExitCode::from(INFRA_EXIT);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--samples K`: sample k is a run of its own (see `cwm_bench::pipeline::samples`), run
+/// one after the other; then the samples are combined. A sample that ends early (a stop, or
+/// infrastructure failures) ends the whole run with its status; starting again resumes.
+async fn run_samples(
+    config: RunConfig,
+    quiet: bool,
+    shutdown: &mut cwm_bench::signals::Shutdown,
+) -> anyhow::Result<ExitCode> {
+    let root = cwm_results::RunDir::open(&config.run_dir())?;
+    root.write_config(&serde_json::to_value(&config)?)?;
+    cwm_bench::logging::init(Some(&root.log_path()), quiet)?;
+    let mut ids = Vec::new();
+    for k in 0..config.run.samples {
+        let sample = samples::sample_config(&config, k);
+        let run = Run::prepare(sample)?;
+        ids = run
+            .instances()
+            .iter()
+            .map(|i| i.instance_id.clone())
+            .collect();
+        tracing::info!(run_id = %config.run.run_id, sample = k, instances = ids.len(), "sample started");
+        let outcome = run.execute(quiet, shutdown.recv()).await?;
+        println!("\nsample {k} of {}:", config.run.samples);
+        let status = report(&outcome);
+        if status != ExitCode::SUCCESS {
+            return Ok(status);
+        }
+    }
+    let summary = samples::combine(&config, &ids)?;
+    println!("\nrun directory: {}", config.run_dir().display());
+    println!("samples.jsonl: every sample's patch; preds.jsonl: the majority vote per instance");
+    if let Some(summary) = summary {
+        println!("{}", summary.lines());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -52,11 +52,14 @@ pub struct Solved {
 
 impl Solved {
     /// Why this episode is an infrastructure failure rather than the model's, if it is one:
-    /// the model server failed (`model_error`), or the container stopped under the episode.
+    /// the model server failed (a `model_error` the footer marks as `infrastructure`), or the
+    /// container stopped under the episode.
     pub fn infrastructure_failure(&self) -> Option<String> {
         let detail = self.footer.error.as_deref().unwrap_or("no detail");
         match (self.footer.status, &self.container_stopped) {
-            (ExitStatus::ModelError, _) => Some(format!("model_error: {detail}")),
+            (ExitStatus::ModelError, _) if self.footer.infrastructure => {
+                Some(format!("model_error: {detail}"))
+            }
             (ExitStatus::EnvError, Some(stopped)) => {
                 Some(format!("env_error: {detail}; {stopped}"))
             }

@@ -5,6 +5,7 @@
 //! - [`grade_all`]: a set of predictions graded, `workers` at a time (`eval`).
 //! - [`run`]: every selected instance with a worker pool, resumable, and stopped cleanly
 //!   by a signal ([`run::Run`]).
+//! - [`samples`]: `run --samples K`, one run per sample, combined into pass@k and a vote.
 //! - [`failures`]: infrastructure failures (not scored, redone) apart from model failures.
 //! - [`validate`]: gold validation (gold must resolve, the base commit must not).
 //! - [`with_cleanup`]: any container work that a stop signal must not leave behind.
@@ -15,6 +16,7 @@ pub mod failures;
 mod grade_all;
 mod instance;
 pub mod run;
+pub mod samples;
 pub mod validate;
 
 pub use cleanup::with_cleanup;

@@ -228,12 +228,11 @@ impl Shared {
 
     /// Logs and records an infrastructure failure of `iid` in `infra_failures.jsonl`.
     fn infra_failed(&self, iid: &str, err: &PipelineError) {
-        let stage = match err {
-            PipelineError::Infrastructure { stage, .. } => *stage,
-            PipelineError::Eval(_) => Stage::Evaluation,
-            _ => Stage::Episode,
+        let (stage, reason) = match err {
+            PipelineError::Infrastructure { stage, reason, .. } => (*stage, reason.clone()),
+            PipelineError::Eval(_) => (Stage::Evaluation, crate::logging::error_line(err)),
+            _ => (Stage::Episode, crate::logging::error_line(err)),
         };
-        let reason = crate::logging::error_line(err);
         tracing::warn!(instance = %iid, "infrastructure failure in the {stage}: {reason}");
         let failure = InfraFailure {
             instance_id: iid.to_string(),

@@ -101,6 +101,11 @@ pub struct Footer {
     pub patch: Option<String>,
     /// What went wrong, for model_error and env_error.
     pub error: Option<String>,
+    /// A `model_error` whose cause is the serving infrastructure (the server unreachable,
+    /// failing or answering garbage), not the model: the run does not score the episode.
+    /// Written only when true; absent in older trajectories.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub infrastructure: bool,
     pub turns: u64,
     pub format_errors: u64,
     pub tokens_in: u64,

@@ -202,6 +202,7 @@ fn footer() -> impl Strategy<Value = Footer> {
             )| Footer {
                 status,
                 patch,
+                infrastructure: error.is_some(),
                 error,
                 turns,
                 format_errors,
