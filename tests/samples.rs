@@ -130,6 +130,17 @@ fn samples_are_runs_of_their_own_combined_into_pass_at_k_majority_and_oracle() {
     assert!(close(&summary["pass_at_k"]["3"], 0.5), "{summary}");
     assert!(close(&summary["majority"], 0.5), "{summary}");
     assert!(close(&summary["oracle"], 0.5), "{summary}");
+    assert!(
+        close(&summary["per_repo"]["fixtures/daterange"]["oracle"], 1.0),
+        "{summary}"
+    );
+    assert!(
+        close(
+            &summary["per_repo"]["fixtures/iniparse"]["pass_at_1"]["mean"],
+            0.0
+        ),
+        "{summary}"
+    );
     assert!(stdout.contains("pass@1 33.3%"), "{stdout}");
     assert!(
         stdout.contains("majority vote 50.0%, oracle (any sample) 50.0%"),

@@ -83,16 +83,12 @@ async fn run_samples(
     let root = cwm_results::RunDir::open(&config.run_dir())?;
     root.write_config(&serde_json::to_value(&config)?)?;
     cwm_bench::logging::init(Some(&root.log_path()), quiet)?;
-    let mut ids = Vec::new();
+    let mut instances = Vec::new();
     for k in 0..config.run.samples {
         let sample = samples::sample_config(&config, k);
         let run = Run::prepare(sample)?;
-        ids = run
-            .instances()
-            .iter()
-            .map(|i| i.instance_id.clone())
-            .collect();
-        tracing::info!(run_id = %config.run.run_id, sample = k, instances = ids.len(), "sample started");
+        instances = run.instances().to_vec();
+        tracing::info!(run_id = %config.run.run_id, sample = k, instances = instances.len(), "sample started");
         let outcome = run.execute(quiet, shutdown.recv()).await?;
         println!("\nsample {k} of {}:", config.run.samples);
         let status = report(&outcome);
@@ -100,7 +96,7 @@ async fn run_samples(
             return Ok(status);
         }
     }
-    let summary = samples::combine(&config, &ids)?;
+    let summary = samples::combine(&config, &instances)?;
     println!("\nrun directory: {}", config.run_dir().display());
     println!("samples.jsonl: every sample's patch; preds.jsonl: the majority vote per instance");
     if let Some(summary) = summary {

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cwm_datasets::Prediction;
+use cwm_datasets::{Instance, Prediction};
 use cwm_eval::hardened::{Hardened, HARDENED_FILE};
 use cwm_results::metrics::{pass_at_k, Estimate};
 use cwm_results::{write_atomic, RunDir};
@@ -47,13 +47,23 @@ pub struct SampleRecord {
     pub resolved: Option<bool>,
 }
 
-/// `samples_summary.json`: what K samples per instance reach. Rates are over the selected
-/// instances with at least one graded sample.
+/// `samples_summary.json`: what K samples per instance reach, over all selected instances
+/// and per repository.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SamplesSummary {
     /// Samples asked for per instance.
     pub samples: usize,
     pub instances: usize,
+    #[serde(flatten)]
+    pub overall: Figures,
+    /// The same figures per repository (`owner/name`).
+    pub per_repo: BTreeMap<String, Figures>,
+}
+
+/// The figures of a set of instances. Rates are over its instances with at least one graded
+/// sample.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
     /// Instances with at least one graded sample (the denominator of every rate).
     pub graded_instances: usize,
     /// Mean over instances of the fraction of samples resolved, with its interval.
@@ -69,7 +79,8 @@ pub struct SamplesSummary {
 impl SamplesSummary {
     /// The lines `run` prints.
     pub fn lines(&self) -> String {
-        let ks: Vec<String> = self
+        let all = &self.overall;
+        let ks: Vec<String> = all
             .pass_at_k
             .iter()
             .map(|(k, v)| format!("pass@{k} {:.1}%", 100.0 * v))
@@ -77,12 +88,12 @@ impl SamplesSummary {
         format!(
             "{} samples per instance, {} of {} instances graded\npass@1 {}\n{}\nmajority vote {:.1}%, oracle (any sample) {:.1}%",
             self.samples,
-            self.graded_instances,
+            all.graded_instances,
             self.instances,
-            self.pass_at_1.percent(),
+            all.pass_at_1.percent(),
             ks.join(", "),
-            100.0 * self.majority,
-            100.0 * self.oracle
+            100.0 * all.majority,
+            100.0 * all.oracle
         )
     }
 }
@@ -101,21 +112,22 @@ fn reported_ks(samples: usize) -> Vec<usize> {
 }
 
 /// Writes `samples.jsonl`, `preds.jsonl` and (when graded) `samples_summary.json` into the
-/// run directory `root` from the sample runs of `config`, for the instances `ids`.
+/// run directory from the sample runs of `config`, for the selected `instances`.
 pub fn combine(
     config: &RunConfig,
-    ids: &[String],
+    instances: &[Instance],
 ) -> Result<Option<SamplesSummary>, PipelineError> {
+    let ids: Vec<&String> = instances.iter().map(|i| &i.instance_id).collect();
     let samples = config.run.samples;
     let root = config.run_dir();
     let mut records: BTreeMap<&str, Vec<SampleRecord>> = BTreeMap::new();
     for k in 0..samples {
         let dir = sample_config(config, k).run_dir();
         let run_dir = RunDir::open(&dir)?;
-        for id in ids {
-            if let Some(p) = run_dir.finished().get(id) {
-                records.entry(id).or_default().push(SampleRecord {
-                    instance_id: id.clone(),
+        for id in &ids {
+            if let Some(p) = run_dir.finished().get(*id) {
+                records.entry(id.as_str()).or_default().push(SampleRecord {
+                    instance_id: (*id).clone(),
                     sample: k,
                     model_name_or_path: p.model_name_or_path.clone(),
                     model_patch: p.model_patch.clone(),
@@ -136,7 +148,11 @@ pub fn combine(
     if !config.eval.evaluate {
         return Ok(None);
     }
-    let summary = summarise(samples, ids.len(), &records, &chosen);
+    let repos: BTreeMap<&str, &str> = instances
+        .iter()
+        .map(|i| (i.instance_id.as_str(), i.repo.as_str()))
+        .collect();
+    let summary = summarise(samples, &repos, &records, &chosen);
     let text = serde_json::to_vec_pretty(&summary).map_err(|source| PipelineError::Json {
         what: "samples_summary.json".into(),
         source,
@@ -147,40 +163,71 @@ pub fn combine(
 
 fn summarise(
     samples: usize,
-    instances: usize,
+    repos: &BTreeMap<&str, &str>,
     records: &BTreeMap<&str, Vec<SampleRecord>>,
     chosen: &[(&SampleRecord, Prediction)],
 ) -> SamplesSummary {
-    // (n, c) per instance with a graded sample.
-    let counts: Vec<(usize, usize)> = records
-        .values()
-        .map(|r| {
-            let graded: Vec<bool> = r.iter().filter_map(|s| s.resolved).collect();
-            (graded.len(), graded.iter().filter(|v| **v).count())
-        })
-        .filter(|(n, _)| *n > 0)
-        .collect();
-    let graded = counts.len().max(1) as f64;
-    let rate = |f: &dyn Fn(usize, usize) -> f64| {
-        counts.iter().map(|(n, c)| f(*n, *c)).sum::<f64>() / graded
-    };
-    let pass_at_1: Vec<f64> = counts.iter().map(|(n, c)| *c as f64 / *n as f64).collect();
-    let majority = chosen
+    let majority: BTreeMap<&str, bool> = chosen
         .iter()
-        .filter(|(r, _)| r.resolved == Some(true))
-        .count() as f64
-        / graded;
+        .map(|(r, _)| (r.instance_id.as_str(), r.resolved == Some(true)))
+        .collect();
+    let figures_of = |keep: &dyn Fn(&str) -> bool| {
+        let chosen: Vec<(&Vec<SampleRecord>, bool)> = records
+            .iter()
+            .filter(|(id, _)| keep(id))
+            .map(|(id, r)| (r, majority.get(id).copied().unwrap_or(false)))
+            .collect();
+        figures(samples, &chosen)
+    };
+    let mut per_repo = BTreeMap::new();
+    for repo in repos
+        .values()
+        .copied()
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let figures = figures_of(&|id| repos.get(id) == Some(&repo));
+        per_repo.insert(repo.to_string(), figures);
+    }
     SamplesSummary {
         samples,
-        instances,
+        instances: repos.len(),
+        overall: figures_of(&|_| true),
+        per_repo,
+    }
+}
+
+/// The figures of some instances: their samples, and whether their majority vote resolved.
+fn figures(samples: usize, instances: &[(&Vec<SampleRecord>, bool)]) -> Figures {
+    // (n, c, majority resolved) per instance with a graded sample.
+    let counts: Vec<(usize, usize, bool)> = instances
+        .iter()
+        .map(|(r, majority)| {
+            let graded: Vec<bool> = r.iter().filter_map(|s| s.resolved).collect();
+            (
+                graded.len(),
+                graded.iter().filter(|v| **v).count(),
+                *majority,
+            )
+        })
+        .filter(|(n, _, _)| *n > 0)
+        .collect();
+    let graded = counts.len().max(1) as f64;
+    let rate = |f: &dyn Fn(usize, usize, bool) -> f64| {
+        counts.iter().map(|(n, c, m)| f(*n, *c, *m)).sum::<f64>() / graded
+    };
+    let pass_at_1: Vec<f64> = counts
+        .iter()
+        .map(|(n, c, _)| *c as f64 / *n as f64)
+        .collect();
+    Figures {
         graded_instances: counts.len(),
         pass_at_1: Estimate::of(&pass_at_1),
         pass_at_k: reported_ks(samples)
             .into_iter()
-            .map(|k| (k, rate(&|n, c| pass_at_k(n, c, k))))
+            .map(|k| (k, rate(&|n, c, _| pass_at_k(n, c, k))))
             .collect(),
-        majority,
-        oracle: rate(&|_, c| if c > 0 { 1.0 } else { 0.0 }),
+        majority: rate(&|_, _, m| f64::from(u8::from(m))),
+        oracle: rate(&|_, c, _| f64::from(u8::from(c > 0))),
     }
 }
 
@@ -253,8 +300,12 @@ mod tests {
     use super::*;
 
     fn record(sample: usize, patch: &str, resolved: Option<bool>) -> SampleRecord {
+        of("a__b-1", sample, patch, resolved)
+    }
+
+    fn of(id: &str, sample: usize, patch: &str, resolved: Option<bool>) -> SampleRecord {
         SampleRecord {
-            instance_id: "a__b-1".into(),
+            instance_id: id.into(),
             sample,
             model_name_or_path: "m".into(),
             model_patch: Some(patch.into()),
@@ -297,21 +348,33 @@ mod tests {
         let mut records = BTreeMap::new();
         records.insert(
             "a",
-            vec![record(0, "good", Some(true)), record(1, "bad", Some(false))],
+            vec![
+                of("a", 0, "good", Some(true)),
+                of("a", 1, "bad", Some(false)),
+            ],
         );
         records.insert(
             "b",
-            vec![record(0, "bad", Some(false)), record(1, "bad", Some(false))],
+            vec![
+                of("b", 0, "bad", Some(false)),
+                of("b", 1, "bad", Some(false)),
+            ],
         );
         let chosen: Vec<(&SampleRecord, Prediction)> = records
             .values()
             .filter_map(|r| majority(r))
             .map(|r| (r, prediction(r)))
             .collect();
-        let s = summarise(2, 2, &records, &chosen);
-        assert_eq!(s.pass_at_1.mean, 0.25);
-        assert_eq!(s.pass_at_k[&2], 0.5);
-        assert_eq!(s.oracle, 0.5);
-        assert_eq!(s.majority, 0.5, "a's tie goes to sample 0, resolved");
+        let repos = BTreeMap::from([("a", "o/x"), ("b", "o/y")]);
+        let s = summarise(2, &repos, &records, &chosen);
+        assert_eq!(s.overall.pass_at_1.mean, 0.25);
+        assert_eq!(s.overall.pass_at_k[&2], 0.5);
+        assert_eq!(s.overall.oracle, 0.5);
+        assert_eq!(
+            s.overall.majority, 0.5,
+            "a's tie goes to sample 0, resolved"
+        );
+        assert_eq!(s.per_repo["o/x"].oracle, 1.0);
+        assert_eq!(s.per_repo["o/y"].pass_at_1.mean, 0.0);
     }
 }
