@@ -46,6 +46,9 @@ enum Command {
     Bench(commands::bench::BenchCommand),
     /// Export finished runs as SFT, RL or CWM-format training data (JSON Lines).
     Export(commands::export::ExportArgs),
+    /// Test-time scaling over a run's samples: reproduction tests, patch selection.
+    #[command(subcommand)]
+    Tts(commands::tts::TtsCommand),
     /// Write a leaderboard, an HTML report with charts and trajectory pages, and submission files.
     Report(commands::report::ReportArgs),
     /// The prompt profile: dump the built-in one, or check a file.
@@ -77,6 +80,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => block_on(commands::replay::run(args)),
         Command::Export(args) => commands::export::run(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Tts(cmd) => commands::tts::run(cmd),
         Command::Prompts(cmd) => commands::prompts::run(cmd),
     };
     match result {

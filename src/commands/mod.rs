@@ -16,3 +16,4 @@ pub mod report;
 pub mod repro;
 pub mod run;
 pub mod shared;
+pub mod tts;

@@ -6,6 +6,7 @@
 //! - [`run`]: every selected instance with a worker pool, resumable, and stopped cleanly
 //!   by a signal ([`run::Run`]).
 //! - [`samples`]: `run --samples K`, one run per sample, combined into pass@k and a vote.
+//! - [`tts`]: reproduction tests and patch selection over a run's samples.
 //! - [`failures`]: infrastructure failures (not scored, redone) apart from model failures.
 //! - [`validate`]: gold validation (gold must resolve, the base commit must not).
 //! - [`with_cleanup`]: any container work that a stop signal must not leave behind.
@@ -17,6 +18,7 @@ mod grade_all;
 mod instance;
 pub mod run;
 pub mod samples;
+pub mod tts;
 pub mod validate;
 
 pub use cleanup::with_cleanup;

@@ -75,6 +75,12 @@ impl Run {
     /// saves the settings as `config.json`. Errors name the bad file or setting.
     pub fn prepare(config: RunConfig) -> Result<Self, PipelineError> {
         let episode = config.episode_config()?;
+        Self::prepare_with(config, episode)
+    }
+
+    /// [`Run::prepare`] with episode settings of the caller's (e.g. `tts gen-tests`, whose
+    /// episodes get another user prompt).
+    pub fn prepare_with(config: RunConfig, episode: EpisodeConfig) -> Result<Self, PipelineError> {
         let instances = config.dataset.load()?;
         let run_dir = RunDir::open(&config.run_dir())?;
         run_dir.write_config(&to_json(&config)?)?;

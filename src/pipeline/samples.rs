@@ -37,7 +37,7 @@ pub fn sample_config(config: &RunConfig, k: usize) -> RunConfig {
 }
 
 /// One line of `samples.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SampleRecord {
     pub instance_id: String,
     pub sample: usize,

@@ -113,3 +113,40 @@ pub fn official_python() -> PathBuf {
     );
     python
 }
+
+pub fn gold_patch(id: &str) -> String {
+    let instances = cwm_datasets::load(&cwm_datasets::fixtures::fixtures_jsonl()).unwrap();
+    instances
+        .into_iter()
+        .find(|i| i.instance_id == id)
+        .unwrap()
+        .patch
+}
+
+/// A replay script that writes `patch` to /tmp/patch.diff with a quoted heredoc and submits
+/// it (on an instance the patch does not fit, the submission is refused and the episode
+/// ends without one).
+pub fn submitting(dir: &Path, name: &str, patch: &str) -> PathBuf {
+    // A line that is exactly `---` would end the turn; the script format escapes it.
+    let body: String = patch
+        .lines()
+        .map(|l| {
+            if l == "---" {
+                "\\---".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "ok\n</think>\n<tool: bash>\ncat > /tmp/patch.diff <<'CWM_PATCH_END'\n{body}\nCWM_PATCH_END\n</tool>\n---\n\
+             ok\n</think>\n<tool: submit>\n/tmp/patch.diff\n</tool>\n---\nok\n</think>\ndone\n"
+        ),
+    )
+    .unwrap();
+    path
+}

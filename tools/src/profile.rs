@@ -31,6 +31,7 @@ pub const FIELDS: &[(&str, &[&str])] = &[
     ("tools.submit", &[]),
     ("tools.test", &[]),
     ("user.prompt", &["issue"]),
+    ("tts.reproduction_prompt", &["issue"]),
     ("observation.wrapper", &["output", "budget"]),
     ("observation.budget", &["turns", "tokens"]),
     ("observation.cut_marker", &[]),
@@ -188,6 +189,15 @@ impl Profile {
     /// A field without placeholders.
     pub fn text(&self, key: &str) -> String {
         self.render(key, ())
+    }
+
+    /// Makes field `key` hold the template of field `from` (e.g. the user prompt of a
+    /// test-writing episode, `user.prompt` from `tts.reproduction_prompt`). Placeholders of
+    /// `from` that `key` does not get render as a visible profile error, never a panic, so
+    /// the two fields should share their placeholders.
+    pub fn use_template(&mut self, key: &str, from: &str) {
+        let template = self.template(from).to_string();
+        self.templates.insert(key.to_string(), template);
     }
 }
 
