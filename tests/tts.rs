@@ -184,6 +184,56 @@ fn tests_pick_the_gold_patch_where_the_majority_picks_the_wrong_one() {
         "resumed, not rerun"
     );
 
+    // SIGKILLed at seeded random moments, then run to the end: every candidate is recorded
+    // once, with the same result, and nothing is left running.
+    std::fs::remove_file(run_dir.join("tts/candidates.jsonl")).unwrap();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..6 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = cwm_bench()
+            .args([
+                "tts",
+                "select",
+                "--run",
+                &run_id,
+                "--runs-dir",
+                &runs_dir,
+                "--out-run",
+                "killed",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200 + rng % 2_000));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    select("tests+majority", "killed");
+    let again = json_lines(&run_dir.join("tts/candidates.jsonl"));
+    let mut hashes: Vec<&str> = again
+        .iter()
+        .map(|c| c["candidate"].as_str().unwrap())
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    assert_eq!((again.len(), hashes.len()), (2, 2), "{again:?}");
+    let sorted = |runs: &[serde_json::Value]| {
+        let mut r: Vec<String> = runs
+            .iter()
+            .map(|c| format!("{}{}", c["candidate"], c["outcomes"]))
+            .collect();
+        r.sort();
+        r
+    };
+    assert_eq!(
+        sorted(&again),
+        sorted(&candidates),
+        "the same results as before"
+    );
+
     // The derived run holds the gold patch, and `eval` grades it as any predictions file.
     let preds = json_lines(&runs.path().join("by-tests/preds.jsonl"));
     assert_eq!(preds.len(), 1);

@@ -113,6 +113,7 @@ async fn gen_tests(
         .collect();
     let docker = cwm_env::connect().await?;
     let label = format!("{}.tts", config.run.run_id);
+    remove_leftovers(&docker, &label).await?;
     for m in 0..count {
         let preds = RunDir::open(&tts::test_config(&config, m, model).run_dir())?;
         for instance in &instances {
@@ -153,6 +154,15 @@ async fn gen_tests(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Removes containers an earlier, killed `tts` command left (they carry `label`).
+async fn remove_leftovers(docker: &cwm_env::Docker, label: &str) -> anyhow::Result<()> {
+    let removed = cwm_env::remove_labelled(docker, Some(label)).await?;
+    if removed > 0 {
+        tracing::warn!("removed {removed} containers left by an earlier, interrupted tts command");
+    }
+    Ok(())
+}
+
 /// One instance's choice, in `selection.json`.
 #[derive(Debug, Serialize)]
 struct Choice {
@@ -172,11 +182,39 @@ struct Choice {
 struct Selection {
     run: String,
     strategy: Strategy,
-    /// The selected patch resolved, over instances with a graded candidate.
-    best_at_k: Option<f64>,
-    /// Any sample resolved, over the same instances.
-    oracle: Option<f64>,
+    #[serde(flatten)]
+    overall: Rates,
+    /// The same per repository.
+    per_repo: BTreeMap<String, Rates>,
     choices: Vec<Choice>,
+}
+
+/// best@k and the oracle over a set of instances with a graded chosen candidate.
+#[derive(Debug, Serialize)]
+struct Rates {
+    /// Instances with a graded chosen candidate (the denominator).
+    graded_instances: usize,
+    /// The selected patch resolved.
+    best_at_k: Option<f64>,
+    /// Any sample resolved.
+    oracle: Option<f64>,
+}
+
+impl Rates {
+    fn of(choices: &[&Choice], by_instance: &BTreeMap<&str, Vec<SampleRecord>>) -> Rates {
+        let graded: Vec<&&Choice> = choices.iter().filter(|c| c.resolved.is_some()).collect();
+        let rate = |n: usize| (!graded.is_empty()).then(|| n as f64 / graded.len() as f64);
+        let any = |c: &Choice| {
+            by_instance
+                .get(c.instance_id.as_str())
+                .is_some_and(|r| r.iter().any(|s| s.resolved == Some(true)))
+        };
+        Rates {
+            graded_instances: graded.len(),
+            best_at_k: rate(graded.iter().filter(|c| c.resolved == Some(true)).count()),
+            oracle: rate(graded.iter().filter(|c| any(c)).count()),
+        }
+    }
 }
 
 async fn select(
@@ -248,21 +286,22 @@ async fn select(
         }
     }
     let out_id = out_run.unwrap_or_else(|| format!("{}-selected", config.run.run_id));
-    let selection = write_derived_run(
-        &dir,
-        &config,
-        &out_id,
-        strategy,
-        &by_instance,
-        &preds,
-        choices,
+    let repos: BTreeMap<String, String> = instances
+        .values()
+        .map(|i| (i.instance_id.clone(), i.repo.clone()))
+        .collect();
+    let out = write_derived_run(&dir, &config, &out_id, &preds)?;
+    let selection = selection(&dir, strategy, &by_instance, &repos, choices);
+    write_atomic(
+        &out.join("selection.json"),
+        &serde_json::to_vec_pretty(&selection)?,
     )?;
     println!(
         "selected {} patches with --strategy {:?} into run {out_id}",
         preds.len(),
         strategy
     );
-    if let (Some(best), Some(oracle)) = (selection.best_at_k, selection.oracle) {
+    if let (Some(best), Some(oracle)) = (selection.overall.best_at_k, selection.overall.oracle) {
         println!(
             "best@k {:.1}%, oracle (any sample) {:.1}%",
             100.0 * best,
@@ -316,7 +355,9 @@ async fn run_candidates(
                 continue;
             }
             if docker.is_none() {
-                docker = Some(cwm_env::connect().await?);
+                let connected = cwm_env::connect().await?;
+                remove_leftovers(&connected, &label).await?;
+                docker = Some(connected);
             }
             let Some(docker) = &docker else { continue };
             let run = with_cleanup(
@@ -332,46 +373,53 @@ async fn run_candidates(
     Ok(runs)
 }
 
+/// Writes the derived run `out_id` (its `config.json` and `preds.jsonl`) beside `dir`;
+/// returns its directory.
 fn write_derived_run(
     dir: &Path,
     config: &RunConfig,
     out_id: &str,
-    strategy: Strategy,
-    by_instance: &BTreeMap<&str, Vec<SampleRecord>>,
     preds: &[Prediction],
-    choices: Vec<Choice>,
-) -> anyhow::Result<Selection> {
+) -> anyhow::Result<PathBuf> {
     let mut derived = config.clone();
     derived.run.run_id = out_id.to_string();
     derived.run.samples = 1;
     let out = derived.run_dir();
     anyhow::ensure!(out != dir, "--out-run must differ from the run itself");
-    let _ = std::fs::remove_file(out.join("preds.jsonl"));
-    let mut run_dir = RunDir::open(&out)?;
+    let run_dir = RunDir::open(&out)?;
     run_dir.write_config(&serde_json::to_value(&derived)?)?;
+    // Whole, or as it was: a selection made again replaces the file in one rename.
+    let mut lines = Vec::new();
     for p in preds {
-        run_dir.record_prediction(p.clone())?;
+        serde_json::to_writer(&mut lines, p)?;
+        lines.push(b'\n');
     }
-    let graded: Vec<&Choice> = choices.iter().filter(|c| c.resolved.is_some()).collect();
-    let rate = |n: usize| (!graded.is_empty()).then(|| n as f64 / graded.len() as f64);
-    let oracle = graded
-        .iter()
-        .filter(|c| {
-            by_instance
-                .get(c.instance_id.as_str())
-                .is_some_and(|r| r.iter().any(|s| s.resolved == Some(true)))
-        })
-        .count();
-    let selection = Selection {
+    write_atomic(&out.join("preds.jsonl"), &lines)?;
+    Ok(out)
+}
+
+/// `selection.json`'s content: the choices and their rates, overall and per repository.
+fn selection(
+    dir: &Path,
+    strategy: Strategy,
+    by_instance: &BTreeMap<&str, Vec<SampleRecord>>,
+    repos: &BTreeMap<String, String>,
+    choices: Vec<Choice>,
+) -> Selection {
+    let all: Vec<&Choice> = choices.iter().collect();
+    let mut per_repo: BTreeMap<String, Vec<&Choice>> = BTreeMap::new();
+    for c in &choices {
+        let repo = repos.get(&c.instance_id).cloned().unwrap_or_default();
+        per_repo.entry(repo).or_default().push(c);
+    }
+    Selection {
         run: dir.display().to_string(),
         strategy,
-        best_at_k: rate(graded.iter().filter(|c| c.resolved == Some(true)).count()),
-        oracle: rate(oracle),
+        overall: Rates::of(&all, by_instance),
+        per_repo: per_repo
+            .into_iter()
+            .map(|(repo, c)| (repo, Rates::of(&c, by_instance)))
+            .collect(),
         choices,
-    };
-    write_atomic(
-        &out.join("selection.json"),
-        &serde_json::to_vec_pretty(&selection)?,
-    )?;
-    Ok(selection)
+    }
 }
