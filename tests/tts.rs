@@ -234,6 +234,32 @@ fn tests_pick_the_gold_patch_where_the_majority_picks_the_wrong_one() {
         "the same results as before"
     );
 
+    // The report puts the figures side by side: pass@1, pass@k, majority, best@k, oracle.
+    let report = runs.path().join("report");
+    run_ok(&[
+        "report".to_string(),
+        run_dir.display().to_string(),
+        "--out".into(),
+        report.display().to_string(),
+    ]);
+    let leaderboard = std::fs::read_to_string(report.join("leaderboard.md")).unwrap();
+    let line = leaderboard
+        .lines()
+        .find(|l| l.starts_with(&format!("| {run_id} | all |")))
+        .unwrap_or_else(|| panic!("{leaderboard}"));
+    assert!(
+        line.contains("| 3 | 1 | 33.3% (")
+            && line.contains("@3 100.0%")
+            && line.contains("| 0.0% |")
+            && line.contains("tests+majority: 100.0%")
+            && line.contains("majority: 0.0%")
+            && line.ends_with("| 100.0% |"),
+        "{line}"
+    );
+    assert!(leaderboard.contains(&format!("| {run_id} | fixtures/daterange |")));
+    let index = std::fs::read_to_string(report.join("index.html")).unwrap();
+    assert!(index.contains("<table id=\"tts\">"));
+
     // The derived run holds the gold patch, and `eval` grades it as any predictions file.
     let preds = json_lines(&runs.path().join("by-tests/preds.jsonl"));
     assert_eq!(preds.len(), 1);

@@ -67,6 +67,8 @@ pub fn slug(name: &str) -> String {
 pub struct Index<'a> {
     pub runs: &'a [LoadedRun],
     pub rows: &'a [Row],
+    /// The test-time scaling section ([`super::tts::html`]; empty without sampled runs).
+    pub tts: &'a str,
     /// Chart titles and their SVG documents (with any HTML legend after them).
     pub charts: Vec<(String, String)>,
 }
@@ -74,6 +76,7 @@ pub struct Index<'a> {
 pub fn index(ix: &Index) -> String {
     let mut body = String::from("<h1>cwm-bench report</h1>\n<h2>Leaderboard</h2>\n");
     body.push_str(&leaderboard_table(ix.rows));
+    body.push_str(ix.tts);
     body.push_str("<h2>Charts</h2>\n<div class=\"charts\">\n");
     for (title, svg) in &ix.charts {
         body.push_str(&format!(

@@ -5,6 +5,7 @@ pub mod charts;
 pub mod html;
 pub mod leaderboard;
 pub mod submission;
+pub mod tts;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -44,8 +45,10 @@ pub struct ReportFiles {
 /// Writes the whole report for `runs` into `out`.
 pub fn write_report(runs: &[LoadedRun], out: &Path) -> Result<ReportFiles, ResultsError> {
     let rows = leaderboard::rows(runs);
+    let tts_rows = tts::rows(runs);
     let leaderboard_md = out.join("leaderboard.md");
-    write_file(&leaderboard_md, leaderboard::markdown(&rows).as_bytes())?;
+    let markdown = leaderboard::markdown(&rows) + &tts::markdown(&tts_rows);
+    write_file(&leaderboard_md, markdown.as_bytes())?;
     let leaderboard_csv = out.join("leaderboard.csv");
     let csv = leaderboard::csv(&rows).map_err(|source| ResultsError::Csv {
         path: leaderboard_csv.clone(),
@@ -55,6 +58,7 @@ pub fn write_report(runs: &[LoadedRun], out: &Path) -> Result<ReportFiles, Resul
     let index_html = html::index(&html::Index {
         runs,
         rows: &rows,
+        tts: &tts::html(&tts_rows),
         charts: all_charts(runs, &rows)?,
     });
     let index = out.join("index.html");
