@@ -46,6 +46,8 @@ enum Command {
     Bench(commands::bench::BenchCommand),
     /// Export finished runs as SFT, RL or CWM-format training data (JSON Lines).
     Export(commands::export::ExportArgs),
+    /// CWM-format execution traces of the selected instances' tests, run in their containers.
+    Trace(commands::trace::TraceArgs),
     /// Test-time scaling over a run's samples: reproduction tests, patch selection.
     #[command(subcommand)]
     Tts(commands::tts::TtsCommand),
@@ -81,6 +83,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => commands::export::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Tts(cmd) => commands::tts::run(cmd),
+        Command::Trace(args) => commands::trace::run(args),
         Command::Prompts(cmd) => commands::prompts::run(cmd),
     };
     match result {

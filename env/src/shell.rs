@@ -652,8 +652,12 @@ async fn watch_disk(
     pid: Arc<AtomicI64>,
     hit: Arc<Mutex<Option<DiskLimitHit>>>,
 ) {
-    // The size at the last kill: files left behind do not trigger another kill, more do.
+    // The size after the last kill: files left behind do not trigger another kill, more do.
+    // It is the first size measured once the kill is done (a measurement taken before it
+    // misses what the killed writers wrote meanwhile, and would make the next look like
+    // growth, killing the model's next command).
     let mut killed_at: Option<u64> = None;
+    let mut after_kill = false;
     let options = bollard::query_parameters::InspectContainerOptionsBuilder::new()
         .size(true)
         .build();
@@ -673,6 +677,12 @@ async fn watch_disk(
         };
         if used <= limit {
             killed_at = None;
+            after_kill = false;
+            continue;
+        }
+        if after_kill {
+            killed_at = Some(used);
+            after_kill = false;
             continue;
         }
         if killed_at.is_some_and(|at| used <= at) {
@@ -690,6 +700,7 @@ async fn watch_disk(
         killed_at = Some(used);
         let script = format!("{KILLER_FN}__cwm_kill {sid} {sid} {mark}\n");
         run_script(&docker, &container_id, &script).await;
+        after_kill = true;
         tracing::warn!(
             "container {}: its files take {used} bytes, past the disk limit of {limit}; killed the session's processes",
             short(&container_id)

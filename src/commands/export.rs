@@ -16,6 +16,9 @@ pub enum FormatArg {
     Rl,
     /// CWM's trajectory dump: `{"rollouts": [{"traj": {"transitions": [...]}, ...}]}`.
     Cwm,
+    /// `{"text": ...}` per example of `cwm-bench trace` output files (given instead of run
+    /// directories): CWM's trace token form, ready to tokenize with its vocabulary.
+    Trace,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
@@ -35,7 +38,8 @@ pub enum RewardArg {
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
-    /// Run directories written by `cwm-bench run` (e.g. runs/<run-id>).
+    /// Run directories written by `cwm-bench run` (e.g. runs/<run-id>); with `--format
+    /// trace`, files written by `cwm-bench trace`.
     #[arg(required = true)]
     pub run_dirs: Vec<PathBuf>,
     #[arg(long, value_enum)]
@@ -52,12 +56,13 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let runs = load_runs(&args.run_dirs)?;
     let format = match args.format {
         FormatArg::Sft => Format::Sft,
         FormatArg::Rl => Format::Rl,
         FormatArg::Cwm => Format::Cwm,
+        FormatArg::Trace => return export_traces(&args.run_dirs, &args.out),
     };
+    let runs = load_runs(&args.run_dirs)?;
     let only = match args.only {
         OnlyArg::Resolved => Only::Resolved,
         OnlyArg::All => Only::All,
@@ -74,6 +79,37 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         stats.unfinished,
         stats.unresolved
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--format trace`: the token form of every example of the trace files, one
+/// `{"text": ...}` per line, the output written whole.
+fn export_traces(files: &[PathBuf], out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let mut lines = Vec::new();
+    let mut written = 0;
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| {
+            format!(
+                "reading trace file {} (written by `cwm-bench trace`)",
+                file.display()
+            )
+        })?;
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let example: cwm_bench::pipeline::trace::TraceExample = serde_json::from_str(line)
+                .with_context(|| {
+                    format!("{} line {}: not a trace example", file.display(), n + 1)
+                })?;
+            serde_json::to_writer(&mut lines, &serde_json::json!({"text": example.text}))?;
+            lines.push(b'\n');
+            written += 1;
+        }
+    }
+    cwm_results::write_atomic(out, &lines)?;
+    println!("wrote {written} trace examples to {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 

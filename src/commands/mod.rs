@@ -16,4 +16,5 @@ pub mod report;
 pub mod repro;
 pub mod run;
 pub mod shared;
+pub mod trace;
 pub mod tts;

@@ -6,6 +6,7 @@
 //! - [`run`]: every selected instance with a worker pool, resumable, and stopped cleanly
 //!   by a signal ([`run::Run`]).
 //! - [`samples`]: `run --samples K`, one run per sample, combined into pass@k and a vote.
+//! - [`trace`]: CWM-format execution traces of a task's tests, in its container.
 //! - [`tts`]: reproduction tests and patch selection over a run's samples.
 //! - [`failures`]: infrastructure failures (not scored, redone) apart from model failures.
 //! - [`validate`]: gold validation (gold must resolve, the base commit must not).
@@ -18,6 +19,7 @@ mod grade_all;
 mod instance;
 pub mod run;
 pub mod samples;
+pub mod trace;
 pub mod tts;
 pub mod validate;
 

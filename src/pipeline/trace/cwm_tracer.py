@@ -1,0 +1,217 @@
+"""cwm-bench's execution tracer: runs a test command in-process under sys.settrace and
+writes one JSON line per call of a function defined in the repository (not the standard
+library, not site-packages): the function's source and, event by event, what ran in that
+function's own scope (call, line, return, exception) with its local variables as reprs.
+
+Standard library only, and Python 3.5 syntax (no f-strings, no variable annotations), so it
+runs on every Python that SWE-bench images use.
+
+Usage:
+  python cwm_tracer.py --out FILE --root DIR [--max-events N] [--max-repr N]
+      [--max-depth N] [--max-examples N] [--timeout S] -- (-m MODULE | SCRIPT) ARGS...
+  ... -- --call FILE::FUNCTION   (loads FILE as a module and calls FUNCTION(): for test
+                                  runners that cannot select one test)
+"""
+
+import json
+import os
+import runpy
+import sys
+import threading
+import time
+
+MARKER = "  # << START_OF_TRACE"
+# Plain functions only: CO_OPTIMIZED | CO_NEWLOCALS set (not module or class bodies), and
+# neither generators nor coroutines (whose scope is entered and left once per resume).
+FUNCTION = 0x1 | 0x2
+SUSPENDABLE = 0x20 | 0x80 | 0x100 | 0x200
+
+
+def parse_args(argv):
+    opts = {"max_events": 2000, "max_repr": 200, "max_depth": 20, "max_examples": 500,
+            "timeout": 120.0, "out": None, "root": None}
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        key = argv[i].lstrip("-").replace("-", "_")
+        value = argv[i + 1]
+        opts[key] = value if key in ("out", "root") else float(value) if key == "timeout" else int(value)
+        i += 2
+    return opts, argv[i + 1:]
+
+
+class Tracer(object):
+    def __init__(self, opts):
+        self.root = os.path.realpath(opts["root"]) + os.sep
+        self.me = os.path.realpath(__file__)
+        self.max_events = opts["max_events"]
+        self.max_repr = opts["max_repr"]
+        self.max_depth = opts["max_depth"]
+        self.max_examples = opts["max_examples"]
+        self.deadline = time.time() + opts["timeout"]
+        self.out = open(opts["out"], "w")
+        self.examples = 0
+        self.depth = 0
+        self.stopped = None
+        self.repo_files = {}
+
+    def in_repo(self, filename):
+        known = self.repo_files.get(filename)
+        if known is None:
+            # "<frozen ...>", "<string>": code without a file of the repository.
+            path = os.path.realpath(filename) if os.path.isabs(filename) else ""
+            known = (path.startswith(self.root) and path != self.me and os.path.isfile(path)
+                     and "site-packages" not in path and "dist-packages" not in path)
+            self.repo_files[filename] = known
+        return known
+
+    def stop(self, why):
+        if self.stopped is None:
+            self.stopped = why
+        sys.settrace(None)
+        threading.settrace(None)
+
+    def global_trace(self, frame, event, arg):
+        if event != "call" or self.stopped is not None:
+            return None
+        if time.time() > self.deadline:
+            self.stop("wall time")
+            return None
+        code = frame.f_code
+        if (code.co_flags & FUNCTION) != FUNCTION or code.co_flags & SUSPENDABLE:
+            return None
+        if code.co_name.startswith("<") or not self.in_repo(code.co_filename):
+            return None
+        if self.examples >= self.max_examples:
+            self.stop("examples")
+            return None
+        if self.depth >= self.max_depth:
+            return None
+        self.examples += 1
+        return Example(self, frame).trace
+
+    def safe_repr(self, value):
+        try:
+            text = repr(value)
+        except Exception as err:  # a broken __repr__ is the program's, not ours
+            text = "<repr failed: %s>" % type(err).__name__
+        if len(text) > self.max_repr:
+            text = text[:self.max_repr] + "..."
+        return text
+
+
+class Example(object):
+    """One call of a repository function: its frames, written when its scope exits."""
+
+    def __init__(self, tracer, frame):
+        self.tracer = tracer
+        code = frame.f_code
+        self.file = code.co_filename
+        self.first_line = code.co_firstlineno
+        self.qualname = getattr(code, "co_qualname", code.co_name)
+        self.source_lines, self.start = source_of(frame)
+        self.frames = []
+        self.truncated = None
+        tracer.depth += 1
+        self.add("call", frame, None)
+
+    def line_text(self, lineno):
+        index = lineno - self.start
+        if 0 <= index < len(self.source_lines):
+            return self.source_lines[index].rstrip("\n")
+        return ""
+
+    def add(self, event, frame, value):
+        if len(self.frames) >= self.tracer.max_events:
+            self.truncated = "events"
+            return
+        locals_ = {}
+        if event in ("call", "line"):
+            for name, v in list(frame.f_locals.items()):
+                locals_[name] = self.tracer.safe_repr(v)
+        self.frames.append({
+            "event": event,
+            "line": frame.f_lineno,
+            "source": self.line_text(frame.f_lineno),
+            "locals": locals_,
+            "value": value,
+        })
+
+    def trace(self, frame, event, arg):
+        if self.tracer.stopped is not None:
+            return None
+        if event == "line":
+            self.add("line", frame, None)
+        elif event == "exception":
+            self.add("exception", frame, self.tracer.safe_repr(arg[1]))
+        elif event == "return":
+            self.add("return", frame, self.tracer.safe_repr(arg))
+            self.finish()
+            return None
+        return self.trace
+
+    def finish(self):
+        self.tracer.depth -= 1
+        context = list(self.source_lines)
+        index = self.first_line - self.start
+        if 0 <= index < len(context):
+            context[index] = context[index].rstrip("\n") + MARKER + "\n"
+        record = {
+            "qualname": self.qualname,
+            "file": os.path.relpath(os.path.realpath(self.file), self.tracer.root),
+            "line": self.first_line,
+            "context": "".join(context),
+            "frames": self.frames,
+            "truncated": self.truncated or self.tracer.stopped,
+        }
+        self.tracer.out.write(json.dumps(record) + "\n")
+
+
+def source_of(frame):
+    """The lines of the function (decorators included) and the number of the first."""
+    import inspect
+    try:
+        lines, start = inspect.getsourcelines(frame.f_code)
+        return lines, max(start, 1)
+    except (OSError, IOError, TypeError):
+        return [], frame.f_code.co_firstlineno
+
+
+def main():
+    opts, command = parse_args(sys.argv[1:])
+    tracer = Tracer(opts)
+    sys.path.insert(0, os.getcwd())
+    if command[:1] == ["--call"]:
+        path, name = command[1].rsplit("::", 1)
+        sys.argv = [path]
+        sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+
+        def run():
+            namespace = runpy.run_path(path, run_name="cwm_traced_tests")
+            namespace[name]()
+    elif command[:1] == ["-m"]:
+        module, rest = command[1], command[2:]
+        sys.argv = [module] + rest
+        run = lambda: runpy.run_module(module, run_name="__main__", alter_sys=True)
+    else:
+        script, rest = command[0], command[1:]
+        sys.argv = [script] + rest
+        sys.path[0] = os.path.dirname(os.path.abspath(script))
+        run = lambda: runpy.run_path(script, run_name="__main__")
+    threading.settrace(tracer.global_trace)
+    sys.settrace(tracer.global_trace)
+    code = 0
+    try:
+        run()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 0
+    finally:
+        sys.settrace(None)
+        threading.settrace(None)
+        tracer.out.close()
+    sys.stderr.write("cwm-tracer: %d examples%s\n" % (
+        tracer.examples, "; stopped by the %s limit" % tracer.stopped if tracer.stopped else ""))
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+//! `cwm-bench trace` on every fixture (gold patch, FAIL_TO_PASS tests) against the real
+//! daemon: every example re-parses from its token form, its frames replay consistently (the
+//! locals after expanding `".."` equal the recorded ones, values and sources agree), and each
+//! line event's source is the line at that number of the file in the patched repository.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is its failure message
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use cwm_bench::pipeline::trace::{parse_token_text, TraceExample};
+
+mod common;
+use common::*;
+
+fn fixtures() -> Vec<cwm_datasets::Instance> {
+    cwm_datasets::load(&cwm_datasets::fixtures::fixtures_jsonl()).unwrap()
+}
+
+/// Lines `(file, number)` of `instance`'s repository with its gold and test patches applied.
+fn repo_lines(
+    instance: &cwm_datasets::Instance,
+    wanted: &BTreeSet<(String, u64)>,
+) -> BTreeMap<(String, u64), String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gold.diff"), &instance.patch).unwrap();
+    std::fs::write(dir.path().join("test.diff"), &instance.test_patch).unwrap();
+    let query: Vec<String> = wanted.iter().map(|(f, n)| format!("{f}\t{n}")).collect();
+    std::fs::write(dir.path().join("query.txt"), query.join("\n")).unwrap();
+    let script = "cd /testbed && git apply /in/gold.diff /in/test.diff && python3 -c '
+import json, sys
+out = {}
+for q in open(\"/in/query.txt\").read().splitlines():
+    f, n = q.split(\"\\t\")
+    lines = open(f).read().split(\"\\n\")
+    out[q] = lines[int(n) - 1] if int(n) <= len(lines) else None
+print(json.dumps(out))'";
+    let out = output(Command::new("docker").args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/in:ro", dir.path().display()),
+        &instance.image_name(),
+        "bash",
+        "-c",
+        script,
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: BTreeMap<String, Option<String>> =
+        serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    wanted
+        .iter()
+        .filter_map(|(f, n)| {
+            let line = found.get(&format!("{f}\t{n}"))?.clone()?;
+            Some(((f.clone(), *n), line))
+        })
+        .collect()
+}
+
+#[test]
+fn traces_of_every_fixture_reparse_and_replay_consistently() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("traces.jsonl");
+    let out = output(cwm_bench().args(["trace", "--out", out_file.to_str().unwrap()]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let examples: Vec<TraceExample> = std::fs::read_to_string(&out_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for instance in fixtures() {
+        let mine: Vec<&TraceExample> = examples
+            .iter()
+            .filter(|e| e.instance_id == instance.instance_id)
+            .collect();
+        for test in &instance.fail_to_pass {
+            assert!(
+                mine.iter().any(|e| &e.test_id == test),
+                "{}: no example for {test}",
+                instance.instance_id
+            );
+        }
+        let mut wanted = BTreeSet::new();
+        for e in &mine {
+            check_replay(e);
+            assert!(e.context.contains("# << START_OF_TRACE"), "{}", e.context);
+            for f in e.frames.iter().filter(|f| f.event == "line") {
+                wanted.insert((e.file.clone(), f.line));
+            }
+        }
+        let lines = repo_lines(&instance, &wanted);
+        for e in &mine {
+            for f in e.frames.iter().filter(|f| f.event == "line") {
+                let real = lines.get(&(e.file.clone(), f.line)).unwrap_or_else(|| {
+                    panic!("{}:{} is not a line of the repository", e.file, f.line)
+                });
+                assert_eq!(&f.source, real, "{} {}:{}", e.qualname, e.file, f.line);
+            }
+        }
+    }
+    assert!(stdout.contains("examples from"), "{stdout}");
+    let left = output(Command::new("docker").args([
+        "ps",
+        "-a",
+        "--filter",
+        "label=cwm-bench.run",
+        "--format",
+        "{{.Label \"cwm-bench.run\"}}",
+    ]));
+    let left = String::from_utf8_lossy(&left.stdout);
+    assert!(!left.lines().any(|l| l.starts_with("trace-")), "{left}");
+}
+
+/// The token form read back equals the recorded frames once `".."` is expanded.
+fn check_replay(e: &TraceExample) {
+    let (context, parsed, ended) =
+        parse_token_text(&e.text).unwrap_or_else(|err| panic!("{}: {err}\n{}", e.qualname, e.text));
+    assert_eq!(context, e.context);
+    assert_eq!(ended, e.truncated.is_none());
+    assert_eq!(parsed.len(), e.frames.len(), "{}", e.text);
+    let mut scope: BTreeMap<String, String> = BTreeMap::new();
+    for (p, f) in parsed.iter().zip(&e.frames) {
+        assert_eq!((&p.event, &p.source), (&f.event, &f.source));
+        assert_eq!(p.value, f.value);
+        if p.event == "call" || p.event == "line" {
+            let expanded: BTreeMap<String, String> = p
+                .locals
+                .iter()
+                .map(|(k, v)| {
+                    let v = if v == ".." {
+                        scope[k].clone()
+                    } else {
+                        v.clone()
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            assert_eq!(expanded, f.locals, "{}", e.text);
+            scope = expanded;
+        }
+    }
+    if ended {
+        assert_eq!(
+            parsed.last().unwrap().event,
+            "return",
+            "a trace ends when its scope exits"
+        );
+    }
+}
+
+#[test]
+fn export_format_trace_writes_the_token_form_of_each_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("traces.jsonl");
+    let out = output(cwm_bench().args([
+        "trace",
+        "--instances",
+        "fixtures__paginate-1",
+        "--max-events",
+        "3",
+        "--out",
+        traces.to_str().unwrap(),
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let examples: Vec<TraceExample> = std::fs::read_to_string(&traces)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!examples.is_empty());
+    // A limit of 3 events cuts the longer traces, and they say so.
+    assert!(examples
+        .iter()
+        .any(|e| e.truncated.as_deref() == Some("events") && !e.text.ends_with("<|end_of_text|>")));
+    assert!(examples.iter().all(|e| e.frames.len() <= 3));
+    let train = dir.path().join("train.jsonl");
+    let out = output(cwm_bench().args([
+        "export",
+        traces.to_str().unwrap(),
+        "--format",
+        "trace",
+        "--out",
+        train.to_str().unwrap(),
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let texts: Vec<String> = std::fs::read_to_string(&train)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        examples.iter().map(|e| e.text.clone()).collect::<Vec<_>>()
+    );
+}
