@@ -48,6 +48,8 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// CWM-format execution traces of the selected instances' tests, run in their containers.
     Trace(commands::trace::TraceArgs),
+    /// Score a model's next-frame predictions on execution traces (a neural debugger).
+    DebuggerEval(commands::debugger_eval::DebuggerEvalArgs),
     /// Test-time scaling over a run's samples: reproduction tests, patch selection.
     #[command(subcommand)]
     Tts(commands::tts::TtsCommand),
@@ -84,6 +86,7 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => commands::report::run(args),
         Command::Tts(cmd) => commands::tts::run(cmd),
         Command::Trace(args) => commands::trace::run(args),
+        Command::DebuggerEval(args) => commands::debugger_eval::run(args),
         Command::Prompts(cmd) => commands::prompts::run(cmd),
     };
     match result {

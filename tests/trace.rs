@@ -216,3 +216,58 @@ fn export_format_trace_writes_the_token_form_of_each_example() {
         examples.iter().map(|e| e.text.clone()).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn debugger_eval_scores_smollm2_predictions_of_next_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("traces.jsonl");
+    let out = output(cwm_bench().args([
+        "trace",
+        "--instances",
+        "fixtures__paginate-1",
+        "--max-events",
+        "6",
+        "--out",
+        traces.to_str().unwrap(),
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = dir.path().join("report.json");
+    let model = format!("local:{}", cwm_engine::smollm2_path().display());
+    let out = output(cwm_bench().args([
+        "debugger-eval",
+        "--traces",
+        traces.to_str().unwrap(),
+        "--model",
+        &model,
+        "--limit",
+        "6",
+        "--max-tokens",
+        "48",
+        "--out",
+        report.to_str().unwrap(),
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("next line") && stdout.contains("fixtures/paginate"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["overall"]["n"], 6, "{report}");
+    let scores = report["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 6);
+    // The truths are real frames of the traces; the 135M model's guesses are what they are.
+    for s in scores {
+        let truth = s["truth"].as_str().unwrap();
+        assert!(truth.starts_with("<|"), "{truth}");
+    }
+}

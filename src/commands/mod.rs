@@ -5,6 +5,7 @@ pub mod bench_model;
 pub mod bench_overhead;
 pub mod clean;
 pub mod dataset;
+pub mod debugger_eval;
 pub mod eval;
 pub mod export;
 pub mod grade;

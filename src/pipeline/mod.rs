@@ -6,6 +6,7 @@
 //! - [`run`]: every selected instance with a worker pool, resumable, and stopped cleanly
 //!   by a signal ([`run::Run`]).
 //! - [`samples`]: `run --samples K`, one run per sample, combined into pass@k and a vote.
+//! - [`debugger`]: the neural-debugger evaluation over traces (next-frame prediction).
 //! - [`trace`]: CWM-format execution traces of a task's tests, in its container.
 //! - [`tts`]: reproduction tests and patch selection over a run's samples.
 //! - [`failures`]: infrastructure failures (not scored, redone) apart from model failures.
@@ -13,6 +14,7 @@
 //! - [`with_cleanup`]: any container work that a stop signal must not leave behind.
 
 mod cleanup;
+pub mod debugger;
 mod disk;
 pub mod failures;
 mod grade_all;

@@ -184,45 +184,46 @@ pub fn parse_token_text(text: &str) -> Result<(String, Vec<ParsedFrame>, bool), 
     let context = parts.next().unwrap_or_default().to_string();
     let mut frames = Vec::new();
     for (i, part) in parts.enumerate() {
-        if part.is_empty() {
-            continue;
+        if !part.is_empty() {
+            frames.push(parse_frame(part).map_err(|why| format!("frame {i}: {why}"))?);
         }
-        let bad = |why: &str| format!("frame {i}: {why}");
-        let (head, action) = part
-            .split_once(ACTION)
-            .ok_or_else(|| bad("no <|action_sep|>"))?;
-        let (event, locals_text) = [
-            (CALL, "call"),
-            (LINE, "line"),
-            (RETURN, "return"),
-            (EXCEPTION, "exception"),
-        ]
-        .iter()
-        .find_map(|(sep, name)| head.strip_prefix(sep).map(|l| (*name, l)))
-        .ok_or_else(|| bad("no event token"))?;
-        let (source, value) = match event {
-            "call" | "line" => (action.to_string(), None),
-            _ => {
-                let (source, value) = action
-                    .split_once(ARG)
-                    .ok_or_else(|| bad("no <|arg_sep|>"))?;
-                let value: String = serde_json::from_str(value).map_err(|e| bad(&e.to_string()))?;
-                (source.to_string(), Some(value))
-            }
-        };
-        let locals = if locals_text.is_empty() {
-            BTreeMap::new()
-        } else {
-            serde_json::from_str(locals_text).map_err(|e| bad(&e.to_string()))?
-        };
-        frames.push(ParsedFrame {
-            event: event.to_string(),
-            locals,
-            source,
-            value,
-        });
     }
     Ok((context, frames, ended))
+}
+
+/// One frame of the token form, without its `<|frame_sep|>`: the event token, the locals (for
+/// call and line), the source, and (for return and exception) the value.
+pub fn parse_frame(part: &str) -> Result<ParsedFrame, String> {
+    use tokens::*;
+    let (head, action) = part.split_once(ACTION).ok_or("no <|action_sep|>")?;
+    let (event, locals_text) = [
+        (CALL, "call"),
+        (LINE, "line"),
+        (RETURN, "return"),
+        (EXCEPTION, "exception"),
+    ]
+    .iter()
+    .find_map(|(sep, name)| head.strip_prefix(sep).map(|l| (*name, l)))
+    .ok_or("no event token")?;
+    let (source, value) = match event {
+        "call" | "line" => (action.to_string(), None),
+        _ => {
+            let (source, value) = action.split_once(ARG).ok_or("no <|arg_sep|>")?;
+            let value: String = serde_json::from_str(value).map_err(|e| e.to_string())?;
+            (source.to_string(), Some(value))
+        }
+    };
+    let locals = if locals_text.is_empty() {
+        BTreeMap::new()
+    } else {
+        serde_json::from_str(locals_text).map_err(|e| e.to_string())?
+    };
+    Ok(ParsedFrame {
+        event: event.to_string(),
+        locals,
+        source,
+        value,
+    })
 }
 
 /// The target that selects one test for the instance's runner: the node id for pytest, the

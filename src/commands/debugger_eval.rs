@@ -1,0 +1,165 @@
+//! `cwm-bench debugger-eval`: how well a model predicts the next frame of execution traces
+//! ([`cwm_bench::pipeline::debugger`], docs/traces.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cwm_agent::ModelSpec;
+use cwm_bench::pipeline::debugger::{positions, prompt_and_truth, score, Report};
+use cwm_bench::pipeline::trace::{tokens, TraceExample};
+
+#[derive(clap::Args, Debug)]
+pub struct DebuggerEvalArgs {
+    /// Examples written by `cwm-bench trace`.
+    #[arg(long)]
+    pub traces: PathBuf,
+    /// `local:PATH` (the in-process engine) or `openai:MODEL[@URL]` (a server's
+    /// `/completions` endpoint).
+    #[arg(long)]
+    pub model: String,
+    /// Positions to predict, sampled over all examples (the call frame is always given).
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    /// Seed of the sampling of positions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Tokens a prediction may take.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Where to write the report as JSON (every prediction and its scores included).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: DebuggerEvalArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.traces).with_context(|| {
+        format!(
+            "reading {} (written by `cwm-bench trace`)",
+            args.traces.display()
+        )
+    })?;
+    let examples: Vec<TraceExample> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{} line {}: not a trace example",
+                    args.traces.display(),
+                    n + 1
+                )
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let picked = positions(&examples, args.limit, args.seed);
+    anyhow::ensure!(
+        !picked.is_empty(),
+        "{} has no frame to predict",
+        args.traces.display()
+    );
+    let mut predict = predictor(&args.model, args.max_tokens)?;
+    let mut scores = Vec::new();
+    for (i, p) in picked.iter().enumerate() {
+        let example = &examples[p.example];
+        let (prompt, truth) = prompt_and_truth(example, p.frame);
+        let predicted = predict(&prompt)?;
+        scores.push(score(example, &truth, &predicted));
+        if (i + 1) % 20 == 0 {
+            eprintln!("{} of {} positions", i + 1, picked.len());
+        }
+    }
+    let report = Report::of(scores);
+    print!("{}", report.table());
+    if let Some(out) = &args.out {
+        cwm_results::write_atomic(out, &serde_json::to_vec_pretty(&report)?)?;
+        println!("report: {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+type Predict = Box<dyn FnMut(&str) -> anyhow::Result<String>>;
+
+/// A function from a prompt to the model's continuation, cut at the first frame separator.
+fn predictor(spec: &str, max_tokens: usize) -> anyhow::Result<Predict> {
+    match cwm_agent::parse_model_spec(spec)? {
+        ModelSpec::Local { path } => local(&path, max_tokens),
+        ModelSpec::OpenAi { model, base_url } => openai(model, base_url, max_tokens),
+        _ => anyhow::bail!(
+            "debugger-eval needs a model that completes text: local:PATH or openai:MODEL[@URL]"
+        ),
+    }
+}
+
+/// The in-process engine, greedy. A vocabulary that has `<|frame_sep|>` as one token (CWM's)
+/// stops on it; any other stops once the decoded text holds it.
+fn local(path: &std::path::Path, max_tokens: usize) -> anyhow::Result<Predict> {
+    let device = cwm_engine::default_device();
+    let mut engine = cwm_engine::Engine::load(path, &device)
+        .with_context(|| format!("loading local model {}", path.display()))?;
+    let frame = engine.encode(tokens::FRAME)?;
+    let native = frame.len() == 1;
+    Ok(Box::new(move |prompt: &str| {
+        let ids = engine.encode(prompt)?;
+        let params = cwm_engine::SamplingParams {
+            temperature: 0.0,
+            max_new_tokens: max_tokens,
+            stop_tokens: if native { frame.clone() } else { Vec::new() },
+            ..cwm_engine::SamplingParams::default()
+        };
+        // Without the token, the separator's own tokens end the prediction.
+        let mut seen: Vec<u32> = Vec::new();
+        engine.generate(&ids, &params, &mut |tok| {
+            seen.push(tok);
+            native || !seen.ends_with(&frame)
+        })?;
+        let text = engine.decode(&seen)?;
+        Ok(text
+            .split(tokens::FRAME)
+            .next()
+            .unwrap_or_default()
+            .to_string())
+    }))
+}
+
+/// A server's `/completions` endpoint, greedy, stopping at `<|frame_sep|>`.
+fn openai(model: String, base_url: Option<String>, max_tokens: usize) -> anyhow::Result<Predict> {
+    let base = base_url
+        .or_else(|| std::env::var("OPENAI_BASE_URL").ok())
+        .unwrap_or_else(|| "http://localhost:8000/v1".into());
+    let url = format!("{}/completions", base.trim_end_matches('/'));
+    let key = std::env::var("OPENAI_API_KEY").ok();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(600))
+        .build()
+        .context("building the HTTP client")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    Ok(Box::new(move |prompt: &str| {
+        let body = serde_json::json!({
+            "model": model, "prompt": prompt, "max_tokens": max_tokens,
+            "temperature": 0, "stop": [tokens::FRAME],
+        });
+        let mut request = client.post(&url).json(&body);
+        if let Some(key) = &key {
+            request = request.bearer_auth(key);
+        }
+        let (status, json) = runtime.block_on(async {
+            let response = request
+                .send()
+                .await
+                .with_context(|| format!("POST {url}"))?;
+            let status = response.status();
+            let json: serde_json::Value = response
+                .json()
+                .await
+                .with_context(|| format!("{url} answered no JSON"))?;
+            anyhow::Ok((status, json))
+        })?;
+        anyhow::ensure!(status.is_success(), "{url} answered HTTP {status}: {json}");
+        Ok(json["choices"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }))
+}

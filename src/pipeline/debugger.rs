@@ -1,0 +1,311 @@
+//! The neural-debugger evaluation: given a trace's prompt and its frames so far, how well a
+//! model predicts the next frame (CWM's "neural debugger"). Positions are sampled from
+//! `cwm-bench trace` examples; each prediction is scored on the next source line, the
+//! changed locals, the return or exception value, the whole frame, and whether the
+//! predicted line is a line of the function at all (a cheap validity check).
+
+use std::collections::BTreeMap;
+
+use cwm_results::metrics::Estimate;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use super::trace::{parse_frame, token_text, tokens, ParsedFrame, TraceExample};
+
+/// A place to predict: frame `frame` (from 1: the call frame is always given) of example
+/// `example`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub example: usize,
+    pub frame: usize,
+}
+
+/// At most `limit` positions over all examples, sampled without replacement with `seed`.
+pub fn positions(examples: &[TraceExample], limit: usize, seed: u64) -> Vec<Position> {
+    let mut all: Vec<Position> = examples
+        .iter()
+        .enumerate()
+        .flat_map(|(example, e)| (1..e.frames.len()).map(move |frame| Position { example, frame }))
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    all.shuffle(&mut rng);
+    all.truncate(limit);
+    all
+}
+
+/// The prompt (the trace up to and including the separator before the frame) and the true
+/// frame text (without its separator).
+pub fn prompt_and_truth(example: &TraceExample, frame: usize) -> (String, String) {
+    let text = token_text(&example.context, &example.frames, false);
+    let parts: Vec<&str> = text.split(tokens::FRAME).collect();
+    let prompt = format!("{}{}", parts[..=frame].join(tokens::FRAME), tokens::FRAME);
+    (
+        prompt,
+        parts
+            .get(frame + 1)
+            .copied()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// How one prediction scored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    pub instance_id: String,
+    pub repo: String,
+    /// The true frame's event.
+    pub event: String,
+    pub predicted: String,
+    pub truth: String,
+    /// The predicted frame parses as a frame.
+    pub parsed: bool,
+    /// Same event and same source line.
+    pub next_line: bool,
+    /// For call and line frames: the same changed locals (those not written `".."`).
+    pub changed_locals: Option<bool>,
+    /// For return and exception frames: the same value.
+    pub value: Option<bool>,
+    /// The whole frame text is the same.
+    pub frame: bool,
+    /// The predicted source line is a line of the function (the context).
+    pub valid_line: bool,
+}
+
+/// Scores `predicted` (the model's text, cut at the first frame separator) against `truth`.
+pub fn score(example: &TraceExample, truth: &str, predicted: &str) -> Score {
+    let predicted = predicted
+        .split(tokens::FRAME)
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let true_frame = parse_frame(truth).ok();
+    let guess = parse_frame(&predicted).ok();
+    let event = true_frame
+        .as_ref()
+        .map_or("?".to_string(), |f| f.event.clone());
+    let same = |f: &dyn Fn(&ParsedFrame, &ParsedFrame) -> bool| match (&true_frame, &guess) {
+        (Some(t), Some(g)) => f(t, g),
+        _ => false,
+    };
+    let changed = |f: &ParsedFrame| -> BTreeMap<String, String> {
+        f.locals
+            .iter()
+            .filter(|(_, v)| *v != "..")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let locals_kind = matches!(event.as_str(), "call" | "line");
+    let context_lines: Vec<&str> = example
+        .context
+        .lines()
+        .map(|l| l.strip_suffix("  # << START_OF_TRACE").unwrap_or(l))
+        .collect();
+    Score {
+        instance_id: example.instance_id.clone(),
+        repo: repo_of(&example.instance_id),
+        parsed: guess.is_some(),
+        next_line: same(&|t, g| t.event == g.event && t.source == g.source),
+        changed_locals: locals_kind
+            .then(|| same(&|t, g| t.event == g.event && changed(t) == changed(g))),
+        value: (!locals_kind).then(|| same(&|t, g| t.event == g.event && t.value == g.value)),
+        frame: predicted == truth,
+        valid_line: guess
+            .as_ref()
+            .is_some_and(|g| context_lines.contains(&g.source.as_str())),
+        event,
+        predicted,
+        truth: truth.to_string(),
+    }
+}
+
+/// `owner__repo-123` → `owner/repo`.
+fn repo_of(instance_id: &str) -> String {
+    let name = instance_id.rsplit_once('-').map_or(instance_id, |(n, _)| n);
+    name.replacen("__", "/", 1)
+}
+
+/// Rates of a group of scores, each with its 95% interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rates {
+    pub n: usize,
+    pub next_line: Estimate,
+    pub changed_locals: Estimate,
+    pub value: Estimate,
+    pub frame: Estimate,
+    pub valid_line: Estimate,
+}
+
+impl Rates {
+    pub fn of(scores: &[&Score]) -> Rates {
+        let rate = |f: &dyn Fn(&Score) -> Option<bool>| {
+            let values: Vec<f64> = scores
+                .iter()
+                .filter_map(|s| f(s))
+                .map(|b| f64::from(u8::from(b)))
+                .collect();
+            Estimate::of(&values)
+        };
+        Rates {
+            n: scores.len(),
+            next_line: rate(&|s| Some(s.next_line)),
+            changed_locals: rate(&|s| s.changed_locals),
+            value: rate(&|s| s.value),
+            frame: rate(&|s| Some(s.frame)),
+            valid_line: rate(&|s| Some(s.valid_line)),
+        }
+    }
+}
+
+/// The report: overall, per event type and per repository.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub overall: Rates,
+    pub per_event: BTreeMap<String, Rates>,
+    pub per_repo: BTreeMap<String, Rates>,
+    pub scores: Vec<Score>,
+}
+
+impl Report {
+    pub fn of(scores: Vec<Score>) -> Report {
+        let group = |key: &dyn Fn(&Score) -> String| {
+            let mut groups: BTreeMap<String, Vec<&Score>> = BTreeMap::new();
+            for s in &scores {
+                groups.entry(key(s)).or_default().push(s);
+            }
+            groups
+                .into_iter()
+                .map(|(k, v)| (k, Rates::of(&v)))
+                .collect()
+        };
+        Report {
+            overall: Rates::of(&scores.iter().collect::<Vec<_>>()),
+            per_event: group(&|s| s.event.clone()),
+            per_repo: group(&|s| s.repo.clone()),
+            scores: scores.clone(),
+        }
+    }
+
+    /// A plain-text table: one row per group.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<28} {:>5}  {:>24}  {:>24}  {:>24}  {:>24}  {:>24}\n",
+            "group", "n", "next line", "changed locals", "value", "whole frame", "valid line"
+        );
+        let row = |name: &str, r: &Rates| {
+            format!(
+                "{:<28} {:>5}  {:>24}  {:>24}  {:>24}  {:>24}  {:>24}\n",
+                name,
+                r.n,
+                r.next_line.percent(),
+                if r.changed_locals.n == 0 {
+                    "-".into()
+                } else {
+                    r.changed_locals.percent()
+                },
+                if r.value.n == 0 {
+                    "-".into()
+                } else {
+                    r.value.percent()
+                },
+                r.frame.percent(),
+                r.valid_line.percent()
+            )
+        };
+        out.push_str(&row("all", &self.overall));
+        for (event, r) in &self.per_event {
+            out.push_str(&row(&format!("event {event}"), r));
+        }
+        for (repo, r) in &self.per_repo {
+            out.push_str(&row(repo, r));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::trace::Frame;
+    use super::*;
+
+    fn example() -> TraceExample {
+        let frame =
+            |event: &str, locals: &[(&str, &str)], source: &str, value: Option<&str>| Frame {
+                event: event.into(),
+                line: 1,
+                source: source.into(),
+                locals: locals
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                value: value.map(str::to_string),
+            };
+        let frames = vec![
+            frame("call", &[("n", "3")], "def f(n):", None),
+            frame("line", &[("n", "3")], "    x = n + 1", None),
+            frame("line", &[("n", "3"), ("x", "4")], "    return x", None),
+            frame("return", &[], "    return x", Some("4")),
+        ];
+        let context = "def f(n):  # << START_OF_TRACE\n    x = n + 1\n    return x\n".to_string();
+        TraceExample {
+            instance_id: "a__b-1".into(),
+            test_id: "t".into(),
+            qualname: "f".into(),
+            file: "f.py".into(),
+            line: 1,
+            text: token_text(&context, &frames, true),
+            context,
+            frames,
+            truncated: None,
+        }
+    }
+
+    #[test]
+    fn prompts_end_before_the_frame_and_truths_are_the_frame() {
+        let e = example();
+        let (prompt, truth) = prompt_and_truth(&e, 2);
+        assert!(prompt.ends_with("    x = n + 1<|frame_sep|>"), "{prompt}");
+        assert_eq!(
+            truth,
+            "<|line_sep|>{\"n\":\"..\",\"x\":\"4\"}<|action_sep|>    return x"
+        );
+        assert_eq!(positions(std::slice::from_ref(&e), 10, 1).len(), 3);
+        assert_eq!(positions(&[e], 2, 1).len(), 2);
+    }
+
+    #[test]
+    fn predictions_are_scored_field_by_field() {
+        let e = example();
+        let (_, truth) = prompt_and_truth(&e, 2);
+        let exact = score(&e, &truth, &format!("{truth}<|frame_sep|>junk"));
+        assert!(
+            exact.frame
+                && exact.next_line
+                && exact.changed_locals == Some(true)
+                && exact.valid_line
+        );
+        let wrong_value = score(
+            &e,
+            &truth,
+            "<|line_sep|>{\"n\":\"..\",\"x\":\"5\"}<|action_sep|>    return x",
+        );
+        assert!(
+            wrong_value.next_line
+                && wrong_value.changed_locals == Some(false)
+                && !wrong_value.frame
+        );
+        let garbage = score(&e, &truth, "hello");
+        assert!(!garbage.parsed && !garbage.next_line && !garbage.valid_line);
+        let (_, ret) = prompt_and_truth(&e, 3);
+        let returned = score(&e, &ret, &ret);
+        assert_eq!(
+            (returned.event.as_str(), returned.value),
+            ("return", Some(true))
+        );
+        let report = Report::of(vec![exact, wrong_value, garbage, returned]);
+        assert_eq!(report.overall.n, 4);
+        assert_eq!(report.per_event["line"].n, 3);
+        assert_eq!(report.per_repo["a/b"].n, 4);
+    }
+}
