@@ -271,3 +271,118 @@ fn debugger_eval_scores_smollm2_predictions_of_next_frames() {
         assert!(truth.starts_with("<|"), "{truth}");
     }
 }
+
+/// Kills the llama.cpp server when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// llama-cpp-python's OpenAI-compatible server on the SmolLM2 GGUF, on a free port, once it
+/// answers `GET /v1/models`: the real `/completions` endpoint for `openai:` models.
+fn llama_cpp_server() -> (Server, String) {
+    let venv = std::env::var_os("CWM_BENCH_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap())
+                .join(".cache/cwm-bench/venv")
+        });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(venv.join("bin/python"))
+        .args(["-m", "llama_cpp.server", "--model"])
+        .arg(cwm_engine::smollm2_path())
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--n_ctx",
+            "8192",
+            "--n_threads",
+            "2",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("llama_cpp.server starts (scripts/setup-tests installs it)");
+    let mut server = Server(child);
+    let started = std::time::Instant::now();
+    loop {
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "llama_cpp.server exited early"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "llama_cpp.server not ready"
+        );
+        let ready = Command::new("curl")
+            .args(["-fs", &format!("http://127.0.0.1:{port}/v1/models")])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            return (server, format!("http://127.0.0.1:{port}/v1"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn debugger_eval_asks_an_openai_completions_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("traces.jsonl");
+    let out = output(cwm_bench().args([
+        "trace",
+        "--instances",
+        "fixtures__retry-1",
+        "--max-events",
+        "5",
+        "--out",
+        traces.to_str().unwrap(),
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_server, url) = llama_cpp_server();
+    let report = dir.path().join("report.json");
+    let out = output(cwm_bench().args([
+        "debugger-eval",
+        "--traces",
+        traces.to_str().unwrap(),
+        "--model",
+        &format!("openai:smollm2@{url}"),
+        "--limit",
+        "4",
+        "--max-tokens",
+        "32",
+        "--out",
+        report.to_str().unwrap(),
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["overall"]["n"], 4, "{report}");
+    // The server stops at the separator, so no prediction holds one.
+    for s in report["scores"].as_array().unwrap() {
+        assert!(
+            !s["predicted"].as_str().unwrap().contains("<|frame_sep|>"),
+            "{s}"
+        );
+    }
+}
