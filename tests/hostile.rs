@@ -703,6 +703,9 @@ async fn a_fork_bomb_is_contained_and_the_episode_goes_on() {
         bash(":(){ :|:& };:; sleep 60"),
         // Left running in the background.
         bash(":(){ :|:& };:"),
+        // Killed before this command by the pids guard, or at this command's timeout (under
+        // load the bomb can starve it).
+        bash("true"),
         bash("echo alive; ls /testbed"),
     ];
     turns.extend(harmless_patch_turns("bomb.txt"));
@@ -726,12 +729,12 @@ async fn a_fork_bomb_is_contained_and_the_episode_goes_on() {
         "{}",
         turns[0].tool_latency_ms
     );
-    let after = observation(&turns, 3);
+    let after = observation(&turns, 4);
     assert!(
         after.contains("alive\n") && after.contains("README.md"),
         "{after}"
     );
-    assert_eq!(turns[2].exit_code, Some(0));
+    assert_eq!(turns[3].exit_code, Some(0));
     assert_eq!(outcome.status, ExitStatus::Submitted, "{:?}", outcome.error);
     assert_no_containers(&run);
 }
