@@ -637,8 +637,12 @@ async fn filling_the_disk_is_stopped_at_the_containers_limit() {
         bash(&format!(
             "setsid {WRITER} /tmp/fill2 >/dev/null 2>&1 & echo started"
         )),
-        // 4: the watchdog kills it (and this sleep) before it is done.
-        bash("sleep 100; stat -c %s /tmp/fill2; rm -f /tmp/fill2; echo freed"),
+        // 4: the watchdog kills it (and this sleep) before it is done. Its kill sweeps the
+        // session's processes for a moment, so the size is read in a retry loop.
+        bash(
+            "sleep 100; for i in 1 2 3 4 5 6 7 8 9 10; do s=$(stat -c %s /tmp/fill2) && break; \
+             sleep 1; done; echo \"$s\"; rm -f /tmp/fill2; echo freed",
+        ),
         // 5: the session and the episode go on.
         bash("pwd; echo still-here"),
     ];
