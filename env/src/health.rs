@@ -42,10 +42,29 @@ impl Container {
         ))
     }
 
+    /// [`Container::stopped_reason`], asked again for up to 3 s while the container still
+    /// looks alive: after a kill the daemon reports the exit a moment after the exec streams
+    /// end. For use once something already failed (it waits 3 s for a healthy container).
+    pub async fn stopped_reason_settled(&self) -> Option<String> {
+        for _ in 0..10 {
+            if let Some(reason) = self.stopped_reason().await {
+                return Some(reason);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        self.stopped_reason().await
+    }
+
     /// `Ok` while the container runs, else [`EnvError::ContainerStopped`] saying why, for
-    /// `what` (e.g. `the evaluation`).
-    pub async fn check_running(&self, what: &str) -> Result<(), EnvError> {
-        match self.stopped_reason().await {
+    /// `what` (e.g. `the evaluation`). With `settle`, asks as
+    /// [`Container::stopped_reason_settled`] does.
+    pub async fn check_running(&self, what: &str, settle: bool) -> Result<(), EnvError> {
+        let reason = if settle {
+            self.stopped_reason_settled().await
+        } else {
+            self.stopped_reason().await
+        };
+        match reason {
             None => Ok(()),
             Some(reason) => Err(EnvError::ContainerStopped {
                 container: self.id().chars().take(12).collect(),

@@ -325,6 +325,9 @@ struct Attempt {
     apply_log: String,
     log: Option<String>,
     timed_out: bool,
+    /// The script ended without an exit code or by SIGKILL/SIGTERM (its container may have
+    /// been killed).
+    killed: bool,
 }
 
 impl Run<'_> {
@@ -345,7 +348,12 @@ impl Run<'_> {
             .map_err(env_err)?;
         let mut outcome = self.run_in(&container, nonce, revert).await;
         // A log cut short by a killed container is no verdict on the patch.
-        if let Err(stopped) = container.check_running("the evaluation").await {
+        // A failed step or a killed script: give the daemon a moment to report the exit.
+        let suspect = match &outcome {
+            Err(_) => true,
+            Ok(attempt) => attempt.killed,
+        };
+        if let Err(stopped) = container.check_running("the evaluation", suspect).await {
             outcome = Err(stopped);
         }
         // Removed before any verdict is written: a verdict means nothing is left running.
@@ -379,6 +387,7 @@ impl Run<'_> {
                 apply_log,
                 log: None,
                 timed_out: false,
+                killed: false,
             });
         }
         if !revert.is_empty() {
@@ -408,6 +417,7 @@ impl Run<'_> {
             apply_log,
             log: Some(log),
             timed_out: run.timed_out,
+            killed: !run.timed_out && matches!(run.exit_code, None | Some(137) | Some(143)),
         })
     }
 }

@@ -105,7 +105,9 @@ pub async fn solve(
     .await;
     let episode = episode_started.elapsed();
     let container_stopped = match &outcome {
-        Ok(footer) if footer.status == ExitStatus::EnvError => container.stopped_reason().await,
+        Ok(footer) if footer.status == ExitStatus::EnvError => {
+            container.stopped_reason_settled().await
+        }
         _ => None,
     };
     let remove_started = Instant::now();
