@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use cwm_bench::pipeline::trace::{parse_token_text, TraceExample};
+use cwm_bench::pipeline::trace::TraceExample;
 
 mod common;
+use common::replay::check_replay;
 use common::*;
 
 fn fixtures() -> Vec<cwm_datasets::Instance> {
@@ -121,43 +122,6 @@ fn traces_of_every_fixture_reparse_and_replay_consistently() {
     assert!(!left.lines().any(|l| l.starts_with("trace-")), "{left}");
 }
 
-/// The token form read back equals the recorded frames once `".."` is expanded.
-fn check_replay(e: &TraceExample) {
-    let (context, parsed, ended) =
-        parse_token_text(&e.text).unwrap_or_else(|err| panic!("{}: {err}\n{}", e.qualname, e.text));
-    assert_eq!(context, e.context);
-    assert_eq!(ended, e.truncated.is_none());
-    assert_eq!(parsed.len(), e.frames.len(), "{}", e.text);
-    let mut scope: BTreeMap<String, String> = BTreeMap::new();
-    for (p, f) in parsed.iter().zip(&e.frames) {
-        assert_eq!((&p.event, &p.source), (&f.event, &f.source));
-        assert_eq!(p.value, f.value);
-        if p.event == "call" || p.event == "line" {
-            let expanded: BTreeMap<String, String> = p
-                .locals
-                .iter()
-                .map(|(k, v)| {
-                    let v = if v == ".." {
-                        scope[k].clone()
-                    } else {
-                        v.clone()
-                    };
-                    (k.clone(), v)
-                })
-                .collect();
-            assert_eq!(expanded, f.locals, "{}", e.text);
-            scope = expanded;
-        }
-    }
-    if ended {
-        assert_eq!(
-            parsed.last().unwrap().event,
-            "return",
-            "a trace ends when its scope exits"
-        );
-    }
-}
-
 #[test]
 fn export_format_trace_writes_the_token_form_of_each_example() {
     let dir = tempfile::tempdir().unwrap();
@@ -217,10 +181,9 @@ fn export_format_trace_writes_the_token_form_of_each_example() {
     );
 }
 
-#[test]
-fn debugger_eval_scores_smollm2_predictions_of_next_frames() {
-    let dir = tempfile::tempdir().unwrap();
-    let traces = dir.path().join("traces.jsonl");
+/// Traces of paginate's FAIL_TO_PASS tests, each cut at six events, in `dir`.
+fn paginate_traces(dir: &std::path::Path) -> std::path::PathBuf {
+    let traces = dir.join("traces.jsonl");
     let out = output(cwm_bench().args([
         "trace",
         "--instances",
@@ -235,6 +198,13 @@ fn debugger_eval_scores_smollm2_predictions_of_next_frames() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    traces
+}
+
+#[test]
+fn debugger_eval_scores_smollm2_predictions_of_next_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = paginate_traces(dir.path());
     let report = dir.path().join("report.json");
     let model = format!("local:{}", cwm_engine::smollm2_path().display());
     let out = output(cwm_bench().args([
@@ -260,6 +230,7 @@ fn debugger_eval_scores_smollm2_predictions_of_next_frames() {
         stdout.contains("next line") && stdout.contains("fixtures/paginate"),
         "{stdout}"
     );
+    assert!(stdout.contains("trace tokens: as text"), "{stdout}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["overall"]["n"], 6, "{report}");
@@ -269,6 +240,85 @@ fn debugger_eval_scores_smollm2_predictions_of_next_frames() {
     for s in scores {
         let truth = s["truth"].as_str().unwrap();
         assert!(truth.starts_with("<|"), "{truth}");
+    }
+}
+
+/// The tiny random CWM checkpoint of the engine's tests, given a tokenizer whose vocabulary
+/// fits its 256 ids: one token per character of printable ASCII, newline and tab (from id 10,
+/// clear of the checkpoint's BOS and EOS ids 1 to 3), and the
+/// trace tokens as special tokens, as in CWM's own vocabulary. Ids come from the test, not
+/// from CWM; what matters is that each trace token is one token.
+fn tiny_cwm_with_trace_tokens(dir: &std::path::Path) -> std::path::PathBuf {
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agent/engine/tests/data/tiny_cwm");
+    let model = dir.join("tiny_cwm");
+    std::fs::create_dir_all(&model).unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(source.join(file), model.join(file)).unwrap();
+    }
+    let chars = (' '..='~').chain(['\n', '\t']);
+    let vocab: serde_json::Map<String, serde_json::Value> = chars
+        .enumerate()
+        .map(|(i, c)| (c.to_string(), (10 + i).into()))
+        .chain([("<unk>".to_string(), 120.into())])
+        .collect();
+    let added: Vec<serde_json::Value> = cwm_bench::pipeline::trace::tokens::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            serde_json::json!({"id": 240 + i, "content": t, "single_word": false, "lstrip": false,
+                               "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null, "pre_tokenizer": null, "post_processor": null,
+        "decoder": {"type": "Fuse"},
+        "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>",
+                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                  "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": []},
+    });
+    std::fs::write(model.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    model
+}
+
+#[test]
+fn debugger_eval_runs_the_tiny_cwm_with_native_trace_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = paginate_traces(dir.path());
+    let model = tiny_cwm_with_trace_tokens(dir.path());
+    let report = dir.path().join("report.json");
+    let out = output(cwm_bench().args([
+        "debugger-eval",
+        "--traces",
+        traces.to_str().unwrap(),
+        "--model",
+        &format!("local:{}", model.display()),
+        "--limit",
+        "8",
+        "--max-tokens",
+        "24",
+        "--out",
+        report.to_str().unwrap(),
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("trace tokens: native"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["trace_tokens"], "native", "{report}");
+    assert_eq!(report["overall"]["n"], 8, "{report}");
+    // Random weights: the guesses are noise, but every one was cut at a frame separator
+    // token or the token limit, never holding the separator itself.
+    for s in report["scores"].as_array().unwrap() {
+        assert!(
+            !s["predicted"].as_str().unwrap().contains("<|frame_sep|>"),
+            "{s}"
+        );
     }
 }
 

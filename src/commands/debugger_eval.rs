@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use cwm_agent::ModelSpec;
-use cwm_bench::pipeline::debugger::{positions, prompt_and_truth, score, Report};
+use cwm_bench::pipeline::debugger::{positions, prompt_and_truth, score, Report, TraceTokens};
 use cwm_bench::pipeline::trace::{tokens, TraceExample};
 
 #[derive(clap::Args, Debug)]
@@ -59,7 +59,8 @@ pub fn run(args: DebuggerEvalArgs) -> anyhow::Result<ExitCode> {
         "{} has no frame to predict",
         args.traces.display()
     );
-    let mut predict = predictor(&args.model, args.max_tokens)?;
+    let (mut predict, trace_tokens) = predictor(&args.model, args.max_tokens)?;
+    println!("trace tokens: {trace_tokens}");
     let mut scores = Vec::new();
     for (i, p) in picked.iter().enumerate() {
         let example = &examples[p.example];
@@ -70,7 +71,7 @@ pub fn run(args: DebuggerEvalArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{} of {} positions", i + 1, picked.len());
         }
     }
-    let report = Report::of(scores);
+    let report = Report::of(scores, trace_tokens);
     print!("{}", report.table());
     if let Some(out) = &args.out {
         cwm_results::write_atomic(out, &serde_json::to_vec_pretty(&report)?)?;
@@ -81,26 +82,40 @@ pub fn run(args: DebuggerEvalArgs) -> anyhow::Result<ExitCode> {
 
 type Predict = Box<dyn FnMut(&str) -> anyhow::Result<String>>;
 
-/// A function from a prompt to the model's continuation, cut at the first frame separator.
-fn predictor(spec: &str, max_tokens: usize) -> anyhow::Result<Predict> {
+/// A function from a prompt to the model's continuation, cut at the first frame separator,
+/// and how the model reads the trace tokens (see [`TraceTokens`]).
+fn predictor(spec: &str, max_tokens: usize) -> anyhow::Result<(Predict, TraceTokens)> {
     match cwm_agent::parse_model_spec(spec)? {
         ModelSpec::Local { path } => local(&path, max_tokens),
-        ModelSpec::OpenAi { model, base_url } => openai(model, base_url, max_tokens),
+        ModelSpec::OpenAi { model, base_url } => Ok((
+            openai(model, base_url, max_tokens)?,
+            TraceTokens::ServerText,
+        )),
         _ => anyhow::bail!(
             "debugger-eval needs a model that completes text: local:PATH or openai:MODEL[@URL]"
         ),
     }
 }
 
-/// The in-process engine, greedy. A vocabulary that has `<|frame_sep|>` as one token (CWM's)
-/// stops on it; any other stops once the decoded text holds it.
-fn local(path: &std::path::Path, max_tokens: usize) -> anyhow::Result<Predict> {
+/// The in-process engine, greedy. A vocabulary that has every trace token as one token
+/// (CWM's) reads them natively and stops on `<|frame_sep|>`; any other reads them as text
+/// and stops once the decoded text holds the separator.
+fn local(path: &std::path::Path, max_tokens: usize) -> anyhow::Result<(Predict, TraceTokens)> {
     let device = cwm_engine::default_device();
     let mut engine = cwm_engine::Engine::load(path, &device)
         .with_context(|| format!("loading local model {}", path.display()))?;
     let frame = engine.encode(tokens::FRAME)?;
-    let native = frame.len() == 1;
-    Ok(Box::new(move |prompt: &str| {
+    let mut single = Vec::new();
+    for token in tokens::ALL {
+        single.push(engine.encode(token)?.len() == 1);
+    }
+    let native = single.iter().all(|&one| one);
+    let mode = if native {
+        TraceTokens::Native
+    } else {
+        TraceTokens::Text
+    };
+    let predict: Predict = Box::new(move |prompt: &str| {
         let ids = engine.encode(prompt)?;
         let params = cwm_engine::SamplingParams {
             temperature: 0.0,
@@ -120,7 +135,8 @@ fn local(path: &std::path::Path, max_tokens: usize) -> anyhow::Result<Predict> {
             .next()
             .unwrap_or_default()
             .to_string())
-    }))
+    });
+    Ok((predict, mode))
 }
 
 /// A server's `/completions` endpoint, greedy, stopping at `<|frame_sep|>`.

@@ -158,9 +158,32 @@ impl Rates {
     }
 }
 
+/// How the model read the trace tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceTokens {
+    /// Each trace token is one token of the model's vocabulary (CWM), as in its training.
+    Native,
+    /// The vocabulary lacks them: the in-process engine splits them into ordinary tokens.
+    Text,
+    /// Sent as text to a server, whose tokenizer decides.
+    ServerText,
+}
+
+impl std::fmt::Display for TraceTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TraceTokens::Native => "native (one token each in the model's vocabulary)",
+            TraceTokens::Text => "as text (the model's vocabulary lacks them)",
+            TraceTokens::ServerText => "sent as text (the server's tokenizer reads them)",
+        })
+    }
+}
+
 /// The report: overall, per event type and per repository.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
+    pub trace_tokens: TraceTokens,
     pub overall: Rates,
     pub per_event: BTreeMap<String, Rates>,
     pub per_repo: BTreeMap<String, Rates>,
@@ -168,7 +191,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn of(scores: Vec<Score>) -> Report {
+    pub fn of(scores: Vec<Score>, trace_tokens: TraceTokens) -> Report {
         let group = |key: &dyn Fn(&Score) -> String| {
             let mut groups: BTreeMap<String, Vec<&Score>> = BTreeMap::new();
             for s in &scores {
@@ -180,6 +203,7 @@ impl Report {
                 .collect()
         };
         Report {
+            trace_tokens,
             overall: Rates::of(&scores.iter().collect::<Vec<_>>()),
             per_event: group(&|s| s.event.clone()),
             per_repo: group(&|s| s.repo.clone()),
@@ -258,6 +282,7 @@ mod tests {
             context,
             frames,
             truncated: None,
+            python: Some("3.11.2".into()),
         }
     }
 
@@ -268,7 +293,7 @@ mod tests {
         assert!(prompt.ends_with("    x = n + 1<|frame_sep|>"), "{prompt}");
         assert_eq!(
             truth,
-            "<|line_sep|>{\"n\":\"..\",\"x\":\"4\"}<|action_sep|>    return x"
+            "<|line_sep|>{\"n\": \"..\", \"x\": \"4\"}<|action_sep|>    return x"
         );
         assert_eq!(positions(std::slice::from_ref(&e), 10, 1).len(), 3);
         assert_eq!(positions(&[e], 2, 1).len(), 2);
@@ -288,7 +313,7 @@ mod tests {
         let wrong_value = score(
             &e,
             &truth,
-            "<|line_sep|>{\"n\":\"..\",\"x\":\"5\"}<|action_sep|>    return x",
+            "<|line_sep|>{\"n\": \"..\", \"x\": \"5\"}<|action_sep|>    return x",
         );
         assert!(
             wrong_value.next_line
@@ -303,7 +328,10 @@ mod tests {
             (returned.event.as_str(), returned.value),
             ("return", Some(true))
         );
-        let report = Report::of(vec![exact, wrong_value, garbage, returned]);
+        let report = Report::of(
+            vec![exact, wrong_value, garbage, returned],
+            TraceTokens::Text,
+        );
         assert_eq!(report.overall.n, 4);
         assert_eq!(report.per_event["line"].n, 3);
         assert_eq!(report.per_repo["a/b"].n, 4);

@@ -2,6 +2,8 @@
 //! tests/faults.rs): the binary, run arguments, waiting, and reading a run directory.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // not every test file uses every helper
 
+pub mod replay;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -149,4 +151,31 @@ pub fn submitting(dir: &Path, name: &str, patch: &str) -> PathBuf {
     )
     .unwrap();
     path
+}
+
+/// The interpreters `scripts/setup-pythons` cached (CPython 3.5 to 3.10 from Ubuntu's
+/// packages), as (version, path of the interpreter), oldest first. A tree without its
+/// `.complete` marker is an interrupted download and is left out.
+pub fn cached_pythons() -> Vec<(String, PathBuf)> {
+    let root = python_cache();
+    let mut found: Vec<(u32, String, PathBuf)> = std::fs::read_dir(&root)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|dir| dir.join(".complete").is_file())
+        .filter_map(|dir| {
+            let version = dir.file_name()?.to_str()?.to_string();
+            let minor = version.strip_prefix("3.")?.parse().ok()?;
+            let python = dir.join(format!("usr/bin/python{version}"));
+            python.is_file().then_some((minor, version, python))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, v, p)| (v, p)).collect()
+}
+
+/// Where `scripts/setup-pythons` keeps its interpreters.
+pub fn python_cache() -> PathBuf {
+    let home = std::env::var_os("HOME").unwrap_or_default();
+    Path::new(&home).join(".cache/cwm-bench/pythons")
 }

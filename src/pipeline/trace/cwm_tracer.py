@@ -13,6 +13,7 @@ Usage:
                                   runners that cannot select one test)
 """
 
+import collections
 import json
 import os
 import runpy
@@ -21,6 +22,7 @@ import threading
 import time
 
 MARKER = "  # << START_OF_TRACE"
+PYTHON = "%d.%d.%d" % sys.version_info[:3]
 # Plain functions only: CO_OPTIMIZED | CO_NEWLOCALS set (not module or class bodies), and
 # neither generators nor coroutines (whose scope is entered and left once per resume).
 FUNCTION = 0x1 | 0x2
@@ -53,16 +55,32 @@ class Tracer(object):
         self.depth = 0
         self.stopped = None
         self.repo_files = {}
+        self.qualnames = {}
+        self.cwd = os.getcwd()
 
     def in_repo(self, filename):
         known = self.repo_files.get(filename)
         if known is None:
-            # "<frozen ...>", "<string>": code without a file of the repository.
-            path = os.path.realpath(filename) if os.path.isabs(filename) else ""
+            # "<frozen ...>", "<string>": code without a file of the repository. A relative
+            # name is relative to where the program started (it may chdir later).
+            path = "" if filename.startswith("<") else os.path.realpath(
+                os.path.join(self.cwd, filename))
             known = (path.startswith(self.root) and path != self.me and os.path.isfile(path)
                      and "site-packages" not in path and "dist-packages" not in path)
             self.repo_files[filename] = known
         return known
+
+    def qualname(self, code):
+        """co_qualname (3.11+); before that, the name the function's definition has in its
+        file's syntax tree (classes and enclosing functions with their "<locals>")."""
+        name = getattr(code, "co_qualname", None)
+        if name is None:
+            names = self.qualnames.get(code.co_filename)
+            if names is None:
+                names = self.qualnames[code.co_filename] = qualnames_in(
+                    os.path.join(self.cwd, code.co_filename))
+            name = names.get((code.co_firstlineno, code.co_name), code.co_name)
+        return name
 
     def stop(self, why):
         if self.stopped is None:
@@ -107,10 +125,12 @@ class Example(object):
         code = frame.f_code
         self.file = code.co_filename
         self.first_line = code.co_firstlineno
-        self.qualname = getattr(code, "co_qualname", code.co_name)
+        self.qualname = tracer.qualname(code)
         self.source_lines, self.start = source_of(frame)
         self.frames = []
         self.truncated = None
+        self.order = []  # names in the order f_locals has them (see ordered_locals)
+        self.names = code_names(code)
         tracer.depth += 1
         self.add("call", frame, None)
 
@@ -124,17 +144,28 @@ class Example(object):
         if len(self.frames) >= self.tracer.max_events:
             self.truncated = "events"
             return
-        locals_ = {}
+        locals_ = collections.OrderedDict()
         if event in ("call", "line"):
-            for name, v in list(frame.f_locals.items()):
+            for name, v in self.ordered_locals(frame.f_locals):
                 locals_[name] = self.tracer.safe_repr(v)
-        self.frames.append({
-            "event": event,
-            "line": frame.f_lineno,
-            "source": self.line_text(frame.f_lineno),
-            "locals": locals_,
-            "value": value,
-        })
+        self.frames.append(collections.OrderedDict([
+            ("event", event),
+            ("line", frame.f_lineno),
+            ("source", self.line_text(frame.f_lineno)),
+            ("locals", locals_),
+            ("value", value),
+        ]))
+
+    def ordered_locals(self, bound):
+        """The bound locals in CPython 3.6+'s f_locals order on every version (3.5's dict has
+        none): names keep their place while bound, and newly bound ones follow in the code
+        object's order (co_varnames, co_cellvars, co_freevars)."""
+        self.order = [n for n in self.order if n in bound]
+        seen = set(self.order)
+        self.order += [n for n in self.names if n in bound and n not in seen]
+        seen.update(self.order)
+        self.order += sorted(n for n in bound if n not in seen)  # not in the code object
+        return [(n, bound[n]) for n in self.order]
 
     def trace(self, frame, event, arg):
         if self.tracer.stopped is not None:
@@ -155,15 +186,51 @@ class Example(object):
         index = self.first_line - self.start
         if 0 <= index < len(context):
             context[index] = context[index].rstrip("\n") + MARKER + "\n"
-        record = {
-            "qualname": self.qualname,
-            "file": os.path.relpath(os.path.realpath(self.file), self.tracer.root),
-            "line": self.first_line,
-            "context": "".join(context),
-            "frames": self.frames,
-            "truncated": self.truncated or self.tracer.stopped,
-        }
+        record = collections.OrderedDict([
+            ("qualname", self.qualname),
+            ("file", os.path.relpath(os.path.realpath(self.file), self.tracer.root)),
+            ("line", self.first_line),
+            ("context", "".join(context)),
+            ("frames", self.frames),
+            ("truncated", self.truncated or self.tracer.stopped),
+            ("python", PYTHON),
+        ])
         self.tracer.out.write(json.dumps(record) + "\n")
+
+
+def qualnames_in(path):
+    """{(first line, name): qualified name} of every function defined in the file at
+    `path`; the first line is that of the def and, when decorated, of its first decorator
+    (co_firstlineno has been either, depending on the version)."""
+    import ast
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read())
+    except (OSError, IOError, SyntaxError, ValueError):
+        return {}
+    found = {}
+
+    def walk(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, getattr(ast, "AsyncFunctionDef", ()))):
+                qualname = prefix + child.name
+                for line in [child.lineno] + [d.lineno for d in child.decorator_list]:
+                    found[(line, child.name)] = qualname
+                walk(child, qualname + ".<locals>.")
+            elif isinstance(child, ast.ClassDef):
+                walk(child, prefix + child.name + ".")
+            else:
+                walk(child, prefix)
+    walk(tree, "")
+    return found
+
+
+def code_names(code):
+    names = []
+    for name in code.co_varnames + code.co_cellvars + code.co_freevars:
+        if name not in names:
+            names.append(name)
+    return names
 
 
 def source_of(frame):
@@ -183,7 +250,8 @@ def main():
     if command[:1] == ["--call"]:
         path, name = command[1].rsplit("::", 1)
         sys.argv = [path]
-        sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+        path = os.path.abspath(path)
+        sys.path.insert(0, os.path.dirname(path))
 
         def run():
             namespace = runpy.run_path(path, run_name="cwm_traced_tests")
@@ -195,7 +263,8 @@ def main():
     else:
         script, rest = command[0], command[1:]
         sys.argv = [script] + rest
-        sys.path[0] = os.path.dirname(os.path.abspath(script))
+        script = os.path.abspath(script)
+        sys.path[0] = os.path.dirname(script)
         run = lambda: runpy.run_path(script, run_name="__main__")
     threading.settrace(tracer.global_trace)
     sys.settrace(tracer.global_trace)

@@ -8,17 +8,10 @@
 //! function's source with `# << START_OF_TRACE` on its first line as the context, and the
 //! frames of its own scope.
 //!
-//! The token form ([`token_text`]) follows CWM's PROMPTING_GUIDE.md and debugger demo:
-//! `<|begin_of_text|><|trace_context_start|>CONTEXT<|frame_sep|>`, then per event
-//! `<|call_sep|>LOCALS<|action_sep|>SOURCE<|frame_sep|>`,
-//! `<|line_sep|>LOCALS<|action_sep|>SOURCE<|frame_sep|>`,
-//! `<|return_sep|><|action_sep|>SOURCE<|arg_sep|>VALUE<|frame_sep|>`,
-//! `<|exception_sep|><|action_sep|>SOURCE<|arg_sep|>VALUE<|frame_sep|>`, and
-//! `<|end_of_text|>` once the entry function's scope exits. LOCALS is a JSON object of reprs,
-//! a value unchanged since the previous frame of the scope written `".."`; VALUE is a JSON
-//! string.
+//! The token form of each example is [`format`]'s: CWM's trace format, byte for byte.
 
-use std::collections::BTreeMap;
+pub mod format;
+
 use std::time::Duration;
 
 use cwm_datasets::Instance;
@@ -28,26 +21,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::PipelineError;
 
+pub use format::{
+    parse_frame, parse_token_text, python_json, token_text, tokens, Frame, Locals, ParsedFrame,
+};
+
 /// The tracer, copied into each container.
 pub const TRACER: &str = include_str!("cwm_tracer.py");
 const TRACER_PATH: &str = "/tmp/cwm_tracer.py";
 const TRACE_OUT: &str = "/tmp/cwm_trace.jsonl";
 const PATCH_PATH: &str = "/tmp/cwm_trace_patch.diff";
 const TEST_PATCH_PATH: &str = "/tmp/cwm_trace_test_patch.diff";
-
-/// CWM's trace tokens (ids 128100 to 128107 in its vocabulary).
-pub mod tokens {
-    pub const BEGIN: &str = "<|begin_of_text|>";
-    pub const END: &str = "<|end_of_text|>";
-    pub const FRAME: &str = "<|frame_sep|>";
-    pub const ACTION: &str = "<|action_sep|>";
-    pub const RETURN: &str = "<|return_sep|>";
-    pub const CALL: &str = "<|call_sep|>";
-    pub const LINE: &str = "<|line_sep|>";
-    pub const EXCEPTION: &str = "<|exception_sep|>";
-    pub const ARG: &str = "<|arg_sep|>";
-    pub const CONTEXT: &str = "<|trace_context_start|>";
-}
 
 /// The limits of one trace, each a `trace` flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,20 +59,6 @@ impl Default for TraceLimits {
     }
 }
 
-/// One event of a traced scope, as the tracer records it (full locals, never `".."`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Frame {
-    /// `call`, `line`, `return` or `exception`.
-    pub event: String,
-    pub line: u64,
-    /// The source line at `line` (for `line`: the line about to run).
-    pub source: String,
-    /// Name to repr, for `call` and `line` (empty for `return` and `exception`).
-    pub locals: BTreeMap<String, String>,
-    /// The repr of the returned value or the exception.
-    pub value: Option<String>,
-}
-
 /// One line of `trace`'s output: a traced call of a repository function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceExample {
@@ -107,6 +76,36 @@ pub struct TraceExample {
     pub truncated: Option<String>,
     /// The token form ([`token_text`]).
     pub text: String,
+    /// The version of the Python that ran the test (`3.6.9`); absent in files written before
+    /// the tracer recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
+}
+
+impl TraceExample {
+    /// The example of one line the tracer wrote while running `test_id` of `instance_id`,
+    /// with its token form. Errors say why the line is not an example.
+    pub fn from_tracer_line(
+        instance_id: &str,
+        test_id: &str,
+        line: &str,
+    ) -> Result<TraceExample, String> {
+        let raw: Raw = serde_json::from_str(line)
+            .map_err(|e| format!("a tracer line is not an example ({e})"))?;
+        let ended = raw.truncated.is_none();
+        Ok(TraceExample {
+            instance_id: instance_id.to_string(),
+            test_id: test_id.to_string(),
+            text: token_text(&raw.context, &raw.frames, ended),
+            qualname: raw.qualname,
+            file: raw.file,
+            line: raw.line,
+            context: raw.context,
+            frames: raw.frames,
+            truncated: raw.truncated,
+            python: raw.python,
+        })
+    }
 }
 
 /// What the tracer writes per example (the fields the harness adds come after).
@@ -118,112 +117,7 @@ struct Raw {
     context: String,
     frames: Vec<Frame>,
     truncated: Option<String>,
-}
-
-/// The token form of a trace: see the module documentation.
-pub fn token_text(context: &str, frames: &[Frame], ended: bool) -> String {
-    use tokens::*;
-    let mut out = format!("{BEGIN}{CONTEXT}{context}{FRAME}");
-    let mut previous: BTreeMap<&str, &str> = BTreeMap::new();
-    for frame in frames {
-        match frame.event.as_str() {
-            "call" | "line" => {
-                let sep = if frame.event == "call" { CALL } else { LINE };
-                let locals: serde_json::Map<String, serde_json::Value> = frame
-                    .locals
-                    .iter()
-                    .map(|(k, v)| {
-                        let same = previous.get(k.as_str()) == Some(&v.as_str());
-                        (k.clone(), (if same { ".." } else { v.as_str() }).into())
-                    })
-                    .collect();
-                previous = frame
-                    .locals
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                let locals = serde_json::Value::Object(locals);
-                out.push_str(&format!("{sep}{locals}{ACTION}{}{FRAME}", frame.source));
-            }
-            event => {
-                let sep = if event == "return" { RETURN } else { EXCEPTION };
-                let value = serde_json::Value::from(frame.value.clone().unwrap_or_default());
-                out.push_str(&format!("{sep}{ACTION}{}{ARG}{value}{FRAME}", frame.source));
-            }
-        }
-    }
-    if ended {
-        out.push_str(END);
-    }
-    out
-}
-
-/// A frame read back from the token form: the event, the locals as written (`".."`
-/// included), the source, and the value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParsedFrame {
-    pub event: String,
-    pub locals: BTreeMap<String, String>,
-    pub source: String,
-    pub value: Option<String>,
-}
-
-/// Reads the token form back: the context, the frames, and whether it ended. Errors name the
-/// frame that is malformed.
-pub fn parse_token_text(text: &str) -> Result<(String, Vec<ParsedFrame>, bool), String> {
-    use tokens::*;
-    let rest = text
-        .strip_prefix(BEGIN)
-        .and_then(|t| t.strip_prefix(CONTEXT))
-        .ok_or("no <|begin_of_text|><|trace_context_start|>")?;
-    let (rest, ended) = match rest.strip_suffix(END) {
-        Some(r) => (r, true),
-        None => (rest, false),
-    };
-    let mut parts = rest.split(FRAME);
-    let context = parts.next().unwrap_or_default().to_string();
-    let mut frames = Vec::new();
-    for (i, part) in parts.enumerate() {
-        if !part.is_empty() {
-            frames.push(parse_frame(part).map_err(|why| format!("frame {i}: {why}"))?);
-        }
-    }
-    Ok((context, frames, ended))
-}
-
-/// One frame of the token form, without its `<|frame_sep|>`: the event token, the locals (for
-/// call and line), the source, and (for return and exception) the value.
-pub fn parse_frame(part: &str) -> Result<ParsedFrame, String> {
-    use tokens::*;
-    let (head, action) = part.split_once(ACTION).ok_or("no <|action_sep|>")?;
-    let (event, locals_text) = [
-        (CALL, "call"),
-        (LINE, "line"),
-        (RETURN, "return"),
-        (EXCEPTION, "exception"),
-    ]
-    .iter()
-    .find_map(|(sep, name)| head.strip_prefix(sep).map(|l| (*name, l)))
-    .ok_or("no event token")?;
-    let (source, value) = match event {
-        "call" | "line" => (action.to_string(), None),
-        _ => {
-            let (source, value) = action.split_once(ARG).ok_or("no <|arg_sep|>")?;
-            let value: String = serde_json::from_str(value).map_err(|e| e.to_string())?;
-            (source.to_string(), Some(value))
-        }
-    };
-    let locals = if locals_text.is_empty() {
-        BTreeMap::new()
-    } else {
-        serde_json::from_str(locals_text).map_err(|e| e.to_string())?
-    };
-    Ok(ParsedFrame {
-        event: event.to_string(),
-        locals,
-        source,
-        value,
-    })
+    python: Option<String>,
 }
 
 /// The target that selects one test for the instance's runner: the node id for pytest, the
@@ -430,20 +324,7 @@ async fn trace_in(
             tracing::warn!(instance = %iid, test = %test, "the traced test produced no example: {}", run.output.lines().last().unwrap_or_default());
         }
         for line in read.output.lines().filter(|l| l.starts_with('{')) {
-            let raw: Raw = serde_json::from_str(line)
-                .map_err(|e| failed(format!("a tracer line is not an example ({e})")))?;
-            let ended = raw.truncated.is_none();
-            examples.push(TraceExample {
-                instance_id: iid.clone(),
-                test_id: test.clone(),
-                text: token_text(&raw.context, &raw.frames, ended),
-                qualname: raw.qualname,
-                file: raw.file,
-                line: raw.line,
-                context: raw.context,
-                frames: raw.frames,
-                truncated: raw.truncated,
-            });
+            examples.push(TraceExample::from_tracer_line(iid, test, line).map_err(failed)?);
         }
     }
     Ok(examples)
@@ -452,43 +333,6 @@ async fn trace_in(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(event: &str, locals: &[(&str, &str)], source: &str, value: Option<&str>) -> Frame {
-        Frame {
-            event: event.into(),
-            line: 1,
-            source: source.into(),
-            locals: locals
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            value: value.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn the_token_form_marks_unchanged_locals_and_reads_back() {
-        let frames = [
-            frame("call", &[("n", "3")], "def f(n):", None),
-            frame("line", &[("n", "3")], "    x = n + 1", None),
-            frame("line", &[("n", "3"), ("x", "4")], "    return x", None),
-            frame("return", &[], "    return x", Some("4")),
-        ];
-        let text = token_text("def f(n):  # << START_OF_TRACE\n", &frames, true);
-        assert!(text.starts_with("<|begin_of_text|><|trace_context_start|>def f(n):"));
-        assert!(text.contains("<|line_sep|>{\"n\":\"..\"}<|action_sep|>    x = n + 1<|frame_sep|>"));
-        assert!(text.contains(
-            "<|line_sep|>{\"n\":\"..\",\"x\":\"4\"}<|action_sep|>    return x<|frame_sep|>"
-        ));
-        assert!(text.ends_with(
-            "<|return_sep|><|action_sep|>    return x<|arg_sep|>\"4\"<|frame_sep|><|end_of_text|>"
-        ));
-        let (context, parsed, ended) = parse_token_text(&text).unwrap();
-        assert!(ended && context.contains("START_OF_TRACE"));
-        assert_eq!(parsed.len(), 4);
-        assert_eq!(parsed[1].locals["n"], "..");
-        assert_eq!(parsed[3].value.as_deref(), Some("4"));
-    }
 
     #[test]
     fn test_ids_become_runner_targets() {
