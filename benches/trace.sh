@@ -44,3 +44,25 @@ python3 -c \"print('%.3f s\t%.3f s\t%.1fx' % (\$p, \$t, \$t / \$p))\""
     result=$(docker run --rm --network none -v "${work}:/w:ro" "${image}" bash -c "${script}")
     echo "| ${id} | ${n} | ${result//$'\t'/ | } |"
 done
+
+# The worst case: a workload over pure-Python standard-library modules with the library as
+# the root, so every call is traced (tests/data/trace_corpus/stdlib_work.py), on the
+# machine's python3: plain, under the default limits (500 examples), and unlimited.
+lib="$(python3 -c 'import os; print(os.path.dirname(os.__file__))')"
+workload=tests/data/trace_corpus/stdlib_work.py
+seconds() {
+    local b=999 s e
+    for _ in 1 2 3; do
+        s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
+        b=$(python3 -c "print(min(${b}, ${e} - ${s}))")
+    done
+    echo "${b}"
+}
+plain=$(seconds python3 "${workload}")
+limited=$(seconds python3 "${work}/cwm_tracer.py" --out "${work}/w.jsonl" --root "${lib}" -- "${workload}")
+all=$(seconds python3 "${work}/cwm_tracer.py" --out "${work}/w.jsonl" --root "${lib}" --max-examples 1000000 -- "${workload}")
+events=$(python3 -c "import json, sys; print(sum(len(json.loads(l)['frames']) for l in open(sys.argv[1])))" "${work}/w.jsonl")
+echo
+echo "| stdlib workload | plain | default limits | every call | events | per event |"
+echo "|---|---:|---:|---:|---:|---:|"
+python3 -c "p, l, a, n = ${plain}, ${limited}, ${all}, ${events}; print('| %s | %.3f s | %.3f s (%.1fx) | %.2f s (%.0fx) | %d | %.0f us |' % ('$(python3 -V | cut -d' ' -f2)', p, l, l / p, a, a / p, n, (a - p) / n * 1e6))"

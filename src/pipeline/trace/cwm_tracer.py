@@ -23,6 +23,8 @@ import time
 
 MARKER = "  # << START_OF_TRACE"
 PYTHON = "%d.%d.%d" % sys.version_info[:3]
+# Dicts keep insertion order from 3.6 on (json.dumps writes that order); 3.5 needs OrderedDict.
+Ordered = collections.OrderedDict if sys.version_info < (3, 6) else dict
 # Plain functions only: CO_OPTIMIZED | CO_NEWLOCALS set (not module or class bodies), and
 # neither generators nor coroutines (whose scope is entered and left once per resume).
 FUNCTION = 0x1 | 0x2
@@ -130,6 +132,7 @@ class Example(object):
         self.frames = []
         self.truncated = None
         self.order = []  # names in the order f_locals has them (see ordered_locals)
+        self.known = set()  # the same names, to see at once that none came or went
         self.names = code_names(code)
         tracer.depth += 1
         self.add("call", frame, None)
@@ -144,11 +147,11 @@ class Example(object):
         if len(self.frames) >= self.tracer.max_events:
             self.truncated = "events"
             return
-        locals_ = collections.OrderedDict()
+        locals_ = Ordered()
         if event in ("call", "line"):
             for name, v in self.ordered_locals(frame.f_locals):
                 locals_[name] = self.tracer.safe_repr(v)
-        self.frames.append(collections.OrderedDict([
+        self.frames.append(Ordered([
             ("event", event),
             ("line", frame.f_lineno),
             ("source", self.line_text(frame.f_lineno)),
@@ -160,11 +163,13 @@ class Example(object):
         """The bound locals in CPython 3.6+'s f_locals order on every version (3.5's dict has
         none): names keep their place while bound, and newly bound ones follow in the code
         object's order (co_varnames, co_cellvars, co_freevars)."""
-        self.order = [n for n in self.order if n in bound]
-        seen = set(self.order)
-        self.order += [n for n in self.names if n in bound and n not in seen]
-        seen.update(self.order)
-        self.order += sorted(n for n in bound if n not in seen)  # not in the code object
+        if bound.keys() != self.known:
+            self.order = [n for n in self.order if n in bound]
+            seen = set(self.order)
+            self.order += [n for n in self.names if n in bound and n not in seen]
+            seen.update(self.order)
+            self.order += sorted(n for n in bound if n not in seen)  # not in the code object
+            self.known = set(self.order)
         return [(n, bound[n]) for n in self.order]
 
     def trace(self, frame, event, arg):
@@ -186,7 +191,7 @@ class Example(object):
         index = self.first_line - self.start
         if 0 <= index < len(context):
             context[index] = context[index].rstrip("\n") + MARKER + "\n"
-        record = collections.OrderedDict([
+        record = Ordered([
             ("qualname", self.qualname),
             ("file", os.path.relpath(os.path.realpath(self.file), self.tracer.root)),
             ("line", self.first_line),
