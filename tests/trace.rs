@@ -123,6 +123,65 @@ fn traces_of_every_fixture_reparse_and_replay_consistently() {
 }
 
 #[test]
+fn trace_follows_a_runs_predictions_and_names_the_instances_it_could_not_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let preds = dir.path().join("preds.jsonl");
+    let not_applying = "diff --git a/nowhere.py b/nowhere.py\n--- a/nowhere.py\n+++ b/nowhere.py\n@@ -1 +1 @@\n-a\n+b\n";
+    let lines: Vec<String> = [
+        ("fixtures__paginate-1", gold_patch("fixtures__paginate-1")),
+        ("fixtures__semver-1", not_applying.to_string()),
+    ]
+    .iter()
+    .map(|(id, patch)| {
+        serde_json::json!({"instance_id": id, "model_name_or_path": "m", "model_patch": patch})
+            .to_string()
+    })
+    .collect();
+    std::fs::write(&preds, lines.join("\n") + "\n").unwrap();
+    let traces = dir.path().join("traces.jsonl");
+    std::fs::write(&traces, "an earlier file\n").unwrap();
+    let out = output(cwm_bench().args([
+        "trace",
+        "--instances",
+        "fixtures__paginate-1,fixtures__semver-1,fixtures__slugify-1",
+        "--predictions",
+        preds.to_str().unwrap(),
+        "--max-events",
+        "4",
+        "--out",
+        traces.to_str().unwrap(),
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("not traced: 2 instances"), "{stdout}");
+    assert!(
+        stdout.contains("fixtures__semver-1: trace fixtures__semver-1: the patches do not apply"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fixtures__slugify-1: ") && stdout.contains("has no prediction for it"),
+        "{stdout}"
+    );
+    let examples: Vec<TraceExample> = std::fs::read_to_string(&traces)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!examples.is_empty());
+    assert!(examples
+        .iter()
+        .all(|e| e.instance_id == "fixtures__paginate-1"));
+    let leftovers = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with(".cwm-bench-trace-")
+        })
+        .count();
+    assert_eq!(leftovers, 0, "the output's temporary file is gone");
+}
+
+#[test]
 fn export_format_trace_writes_the_token_form_of_each_example() {
     let dir = tempfile::tempdir().unwrap();
     let traces = dir.path().join("traces.jsonl");

@@ -63,44 +63,124 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         max_examples: args.max_examples,
         timeout: Duration::from_secs(args.timeout),
     };
-    let file = std::fs::File::create(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut out = std::io::BufWriter::new(file);
+    // Written beside the output and renamed over it at the end, so a failed run leaves an
+    // earlier file as it was.
+    let dir = match args.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".cwm-bench-trace-")
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a file in {} for the output", dir.display()))?;
+    let mut out = std::io::BufWriter::new(temp);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let label = format!("trace-{}", std::process::id());
-    let (mut examples, mut tests, mut truncated) = (0, 0, 0);
+    let mut tally = Tally::default();
     for instance in &selected {
+        let iid = &instance.instance_id;
+        let patch = match &preds {
+            None => None,
+            Some(p) => match p.get(iid) {
+                Some(pred) => pred.model_patch.clone(),
+                None => {
+                    tally.skip(
+                        iid,
+                        format!("{} has no prediction for it", args.predictions),
+                    );
+                    continue;
+                }
+            },
+        };
+        if preds.is_some() && patch.as_deref().is_none_or(|p| p.trim().is_empty()) {
+            println!("{iid}: the prediction is empty, so this is the base commit's trace");
+        }
         let ids = args
             .tests
             .clone()
             .unwrap_or_else(|| instance.fail_to_pass.clone());
-        let patch = preds
-            .as_ref()
-            .and_then(|p| p.get(&instance.instance_id))
-            .and_then(|p| p.model_patch.clone());
         let traced = runtime.block_on(with_cleanup(&label, async {
             let docker = cwm_env::connect().await?;
             trace::trace_instance(&docker, instance, patch.as_deref(), &ids, &limits, &label).await
-        }))?;
-        tests += ids.len();
+        }));
+        let traced = match traced {
+            Ok(traced) => traced,
+            Err(err) if err.is_infrastructure() => return Err(err.into()),
+            Err(err) => {
+                tally.skip(iid, err.to_string());
+                continue;
+            }
+        };
         for example in &traced {
-            truncated += usize::from(example.truncated.is_some());
             serde_json::to_writer(&mut out, example)?;
             out.write_all(b"\n")?;
         }
-        examples += traced.len();
-        out.flush()?;
-        println!(
-            "{}: {} examples from {} tests",
-            instance.instance_id,
-            traced.len(),
-            ids.len()
-        );
+        tally.add(iid, &ids, &traced);
     }
-    println!(
-        "{examples} examples from {tests} tests of {} instances ({truncated} cut by a limit) in {}",
-        selected.len(),
-        args.out.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    let temp = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing the examples beside {}", args.out.display()))?;
+    temp.persist(&args.out)
+        .with_context(|| format!("moving the examples into {}", args.out.display()))?;
+    Ok(tally.report(&args.out, selected.len()))
+}
+
+/// What the run traced, and the instances it could not.
+#[derive(Default)]
+struct Tally {
+    examples: usize,
+    tests: usize,
+    truncated: usize,
+    silent_tests: usize,
+    skipped: Vec<(String, String)>,
+}
+
+impl Tally {
+    fn add(&mut self, iid: &str, tests: &[String], traced: &[trace::TraceExample]) {
+        let silent = tests
+            .iter()
+            .filter(|t| !traced.iter().any(|e| &e.test_id == *t))
+            .count();
+        println!(
+            "{iid}: {} examples from {} tests{}",
+            traced.len(),
+            tests.len(),
+            if silent > 0 {
+                format!(" ({silent} gave none: the log above says why)")
+            } else {
+                String::new()
+            }
+        );
+        self.examples += traced.len();
+        self.tests += tests.len();
+        self.silent_tests += silent;
+        self.truncated += traced.iter().filter(|e| e.truncated.is_some()).count();
+    }
+
+    fn skip(&mut self, iid: &str, why: String) {
+        println!("{iid}: not traced: {why}");
+        self.skipped.push((iid.to_string(), why));
+    }
+
+    /// The closing lines; the exit status is 1 when an instance could not be traced.
+    fn report(&self, out: &std::path::Path, selected: usize) -> ExitCode {
+        println!(
+            "{} examples from {} tests of {} instances ({} cut by a limit; {} tests gave none) in {}",
+            self.examples,
+            self.tests,
+            selected - self.skipped.len(),
+            self.truncated,
+            self.silent_tests,
+            out.display()
+        );
+        if self.skipped.is_empty() {
+            return ExitCode::SUCCESS;
+        }
+        println!("not traced: {} instances", self.skipped.len());
+        for (iid, why) in &self.skipped {
+            println!("  {iid}: {why}");
+        }
+        ExitCode::FAILURE
+    }
 }
