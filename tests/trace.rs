@@ -10,7 +10,7 @@ use std::process::Command;
 use cwm_bench::pipeline::trace::TraceExample;
 
 mod common;
-use common::replay::check_replay;
+use common::replay::{assert_each_test_traced, check_replay, read_examples};
 use common::*;
 
 fn fixtures() -> Vec<cwm_datasets::Instance> {
@@ -67,30 +67,14 @@ print(json.dumps(out))'";
 fn traces_of_every_fixture_reparse_and_replay_consistently() {
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("traces.jsonl");
-    let out = output(cwm_bench().args(["trace", "--out", out_file.to_str().unwrap()]));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let examples: Vec<TraceExample> = std::fs::read_to_string(&out_file)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let stdout = succeed(cwm_bench().args(["trace", "--out", out_file.to_str().unwrap()]));
+    let examples = read_examples(&out_file);
     for instance in fixtures() {
+        assert_each_test_traced(&examples, &instance, "python 3.11");
         let mine: Vec<&TraceExample> = examples
             .iter()
             .filter(|e| e.instance_id == instance.instance_id)
             .collect();
-        for test in &instance.fail_to_pass {
-            assert!(
-                mine.iter().any(|e| &e.test_id == test),
-                "{}: no example for {test}",
-                instance.instance_id
-            );
-        }
         let mut wanted = BTreeSet::new();
         for e in &mine {
             check_replay(e);
@@ -162,11 +146,7 @@ fn trace_follows_a_runs_predictions_and_names_the_instances_it_could_not_trace()
         stdout.contains("fixtures__slugify-1: ") && stdout.contains("has no prediction for it"),
         "{stdout}"
     );
-    let examples: Vec<TraceExample> = std::fs::read_to_string(&traces)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let examples = read_examples(&traces);
     assert!(!examples.is_empty());
     assert!(examples
         .iter()
@@ -184,26 +164,8 @@ fn trace_follows_a_runs_predictions_and_names_the_instances_it_could_not_trace()
 #[test]
 fn export_format_trace_writes_the_token_form_of_each_example() {
     let dir = tempfile::tempdir().unwrap();
-    let traces = dir.path().join("traces.jsonl");
-    let out = output(cwm_bench().args([
-        "trace",
-        "--instances",
-        "fixtures__paginate-1",
-        "--max-events",
-        "3",
-        "--out",
-        traces.to_str().unwrap(),
-    ]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let examples: Vec<TraceExample> = std::fs::read_to_string(&traces)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let traces = traces_of("fixtures__paginate-1", dir.path(), 3);
+    let examples = read_examples(&traces);
     assert!(!examples.is_empty());
     // A limit of 3 events cuts the longer traces, and they say so.
     assert!(examples
@@ -211,7 +173,7 @@ fn export_format_trace_writes_the_token_form_of_each_example() {
         .any(|e| e.truncated.as_deref() == Some("events") && !e.text.ends_with("<|end_of_text|>")));
     assert!(examples.iter().all(|e| e.frames.len() <= 3));
     let train = dir.path().join("train.jsonl");
-    let out = output(cwm_bench().args([
+    succeed(cwm_bench().args([
         "export",
         traces.to_str().unwrap(),
         "--format",
@@ -219,11 +181,6 @@ fn export_format_trace_writes_the_token_form_of_each_example() {
         "--out",
         train.to_str().unwrap(),
     ]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let texts: Vec<String> = std::fs::read_to_string(&train)
         .unwrap()
         .lines()
@@ -240,58 +197,58 @@ fn export_format_trace_writes_the_token_form_of_each_example() {
     );
 }
 
-/// Traces of paginate's FAIL_TO_PASS tests, each cut at six events, in `dir`.
-fn paginate_traces(dir: &std::path::Path) -> std::path::PathBuf {
+/// Traces of the FAIL_TO_PASS tests of `instance`, each cut at `max_events`, in `dir`.
+fn traces_of(instance: &str, dir: &std::path::Path, max_events: usize) -> std::path::PathBuf {
     let traces = dir.join("traces.jsonl");
-    let out = output(cwm_bench().args([
+    succeed(cwm_bench().args([
         "trace",
         "--instances",
-        "fixtures__paginate-1",
+        instance,
         "--max-events",
-        "6",
+        &max_events.to_string(),
         "--out",
         traces.to_str().unwrap(),
     ]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     traces
+}
+
+/// `debugger-eval` of `traces` with `model` at `limit` positions, each prediction at most
+/// `max_tokens`; its stdout and the JSON report.
+fn debugger_eval(
+    traces: &std::path::Path,
+    model: &str,
+    limit: usize,
+    max_tokens: usize,
+) -> (String, serde_json::Value) {
+    let report = traces.with_file_name("report.json");
+    let stdout = succeed(cwm_bench().args([
+        "debugger-eval",
+        "--traces",
+        traces.to_str().unwrap(),
+        "--model",
+        model,
+        "--limit",
+        &limit.to_string(),
+        "--max-tokens",
+        &max_tokens.to_string(),
+        "--out",
+        report.to_str().unwrap(),
+    ]));
+    let report = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    (stdout, report)
 }
 
 #[test]
 fn debugger_eval_scores_smollm2_predictions_of_next_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let traces = paginate_traces(dir.path());
-    let report = dir.path().join("report.json");
+    let traces = traces_of("fixtures__paginate-1", dir.path(), 6);
     let model = format!("local:{}", cwm_engine::smollm2_path().display());
-    let out = output(cwm_bench().args([
-        "debugger-eval",
-        "--traces",
-        traces.to_str().unwrap(),
-        "--model",
-        &model,
-        "--limit",
-        "6",
-        "--max-tokens",
-        "48",
-        "--out",
-        report.to_str().unwrap(),
-    ]));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, report) = debugger_eval(&traces, &model, 6, 48);
     assert!(
         stdout.contains("next line") && stdout.contains("fixtures/paginate"),
         "{stdout}"
     );
     assert!(stdout.contains("trace tokens: as text"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["overall"]["n"], 6, "{report}");
     let scores = report["scores"].as_array().unwrap();
     assert_eq!(scores.len(), 6);
@@ -344,31 +301,10 @@ fn tiny_cwm_with_trace_tokens(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn debugger_eval_runs_the_tiny_cwm_with_native_trace_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let traces = paginate_traces(dir.path());
+    let traces = traces_of("fixtures__paginate-1", dir.path(), 6);
     let model = tiny_cwm_with_trace_tokens(dir.path());
-    let report = dir.path().join("report.json");
-    let out = output(cwm_bench().args([
-        "debugger-eval",
-        "--traces",
-        traces.to_str().unwrap(),
-        "--model",
-        &format!("local:{}", model.display()),
-        "--limit",
-        "8",
-        "--max-tokens",
-        "24",
-        "--out",
-        report.to_str().unwrap(),
-    ]));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, report) = debugger_eval(&traces, &format!("local:{}", model.display()), 8, 24);
     assert!(stdout.contains("trace tokens: native"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["trace_tokens"], "native", "{report}");
     assert_eq!(report["overall"]["n"], 8, "{report}");
     // Random weights: the guesses are noise, but every one was cut at a frame separator
@@ -448,44 +384,9 @@ fn llama_cpp_server() -> (Server, String) {
 #[test]
 fn debugger_eval_asks_an_openai_completions_server() {
     let dir = tempfile::tempdir().unwrap();
-    let traces = dir.path().join("traces.jsonl");
-    let out = output(cwm_bench().args([
-        "trace",
-        "--instances",
-        "fixtures__retry-1",
-        "--max-events",
-        "5",
-        "--out",
-        traces.to_str().unwrap(),
-    ]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let traces = traces_of("fixtures__retry-1", dir.path(), 5);
     let (_server, url) = llama_cpp_server();
-    let report = dir.path().join("report.json");
-    let out = output(cwm_bench().args([
-        "debugger-eval",
-        "--traces",
-        traces.to_str().unwrap(),
-        "--model",
-        &format!("openai:smollm2@{url}"),
-        "--limit",
-        "4",
-        "--max-tokens",
-        "32",
-        "--out",
-        report.to_str().unwrap(),
-    ]));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let (_, report) = debugger_eval(&traces, &format!("openai:smollm2@{url}"), 4, 32);
     assert_eq!(report["overall"]["n"], 4, "{report}");
     // The server stops at the separator, so no prediction holds one.
     for s in report["scores"].as_array().unwrap() {

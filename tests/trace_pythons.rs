@@ -17,7 +17,7 @@ use std::process::Command;
 use cwm_bench::pipeline::trace::{TraceExample, TRACER};
 
 mod common;
-use common::replay::check_replay;
+use common::replay::{assert_each_test_traced, check_replay, read_examples};
 use common::*;
 
 const VERSIONS: [&str; 6] = ["3.5", "3.6", "3.7", "3.8", "3.9", "3.10"];
@@ -293,34 +293,18 @@ fn cwm_bench_trace_runs_the_fixtures_under_python_3_5_to_3_10() {
         }
         std::fs::write(&dataset, lines).unwrap();
         let out_file = dir.path().join(format!("traces{version}.jsonl"));
-        let out = output(cwm_bench().args([
+        succeed(cwm_bench().args([
             "trace",
             "--dataset",
             dataset.to_str().unwrap(),
             "--out",
             out_file.to_str().unwrap(),
         ]));
-        assert!(
-            out.status.success(),
-            "python {version}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let examples: Vec<TraceExample> = std::fs::read_to_string(&out_file)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let examples = read_examples(&out_file);
         for &fixture in fixtures {
             let id = format!("fixtures__{fixture}-1");
             let instance = instances.iter().find(|i| i.instance_id == id).unwrap();
-            for test in &instance.fail_to_pass {
-                assert!(
-                    examples
-                        .iter()
-                        .any(|e| e.instance_id == id && &e.test_id == test),
-                    "python {version}: no example of {id} {test}"
-                );
-            }
+            assert_each_test_traced(&examples, instance, &format!("python {version}"));
         }
         for e in &examples {
             let ran = e.python.as_deref().unwrap_or_default();

@@ -250,21 +250,10 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
-    use super::super::trace::Frame;
+    use super::super::trace::format::frame;
     use super::*;
 
     fn example() -> TraceExample {
-        let frame =
-            |event: &str, locals: &[(&str, &str)], source: &str, value: Option<&str>| Frame {
-                event: event.into(),
-                line: 1,
-                source: source.into(),
-                locals: locals
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                value: value.map(str::to_string),
-            };
         let frames = vec![
             frame("call", &[("n", "3")], "def f(n):", None),
             frame("line", &[("n", "3")], "    x = n + 1", None),

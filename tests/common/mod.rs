@@ -179,3 +179,17 @@ pub fn python_cache() -> PathBuf {
     let home = std::env::var_os("HOME").unwrap_or_default();
     Path::new(&home).join(".cache/cwm-bench/pythons")
 }
+
+/// Runs `cmd` and fails the test, showing both streams, unless it succeeds; its stdout.
+pub fn succeed(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{:?} failed ({}):\n{stdout}\n{}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

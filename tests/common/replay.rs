@@ -1,4 +1,4 @@
-//! Checks of trace examples shared by tests/trace.rs and tests/trace_pythons.rs.
+//! Reading and checking trace examples, shared by tests/trace.rs and tests/trace_pythons.rs.
 
 use cwm_bench::pipeline::trace::{parse_token_text, Locals, TraceExample};
 
@@ -40,6 +40,32 @@ pub fn check_replay(e: &TraceExample) {
             parsed.last().unwrap().event,
             "return",
             "a trace ends when its scope exits"
+        );
+    }
+}
+
+/// The examples `cwm-bench trace` wrote to `path`.
+pub fn read_examples(path: &std::path::Path) -> Vec<TraceExample> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every FAIL_TO_PASS test of `instance` has at least one example; `what` names the run.
+pub fn assert_each_test_traced(
+    examples: &[TraceExample],
+    instance: &cwm_datasets::Instance,
+    what: &str,
+) {
+    for test in &instance.fail_to_pass {
+        assert!(
+            examples
+                .iter()
+                .any(|e| e.instance_id == instance.instance_id && &e.test_id == test),
+            "{what}: no example of {} {test}",
+            instance.instance_id
         );
     }
 }

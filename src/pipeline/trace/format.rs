@@ -119,17 +119,22 @@ pub fn python_json<T: Serialize + ?Sized>(value: &T) -> String {
 /// serde_json's compact output with Python's separators and ASCII-only strings.
 struct PythonFormatter;
 
+/// `", "` before every item of an object or array but the first.
+fn item_separator<W: ?Sized + io::Write>(w: &mut W, first: bool) -> io::Result<()> {
+    if first {
+        Ok(())
+    } else {
+        w.write_all(b", ")
+    }
+}
+
 impl serde_json::ser::Formatter for PythonFormatter {
     fn begin_object_key<W: ?Sized + io::Write>(
         &mut self,
         w: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
+        item_separator(w, first)
     }
 
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -141,11 +146,7 @@ impl serde_json::ser::Formatter for PythonFormatter {
         w: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
+        item_separator(w, first)
     }
 
     /// serde_json has already escaped quotes, backslashes and controls below 0x20; Python
@@ -226,22 +227,29 @@ pub fn parse_frame(part: &str) -> Result<ParsedFrame, String> {
     })
 }
 
+/// A frame at line 1 from its parts, for unit tests here and in the debugger evaluation.
+#[cfg(test)]
+pub(crate) fn frame(
+    event: &str,
+    locals: &[(&str, &str)],
+    source: &str,
+    value: Option<&str>,
+) -> Frame {
+    Frame {
+        event: event.into(),
+        line: 1,
+        source: source.into(),
+        locals: locals
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        value: value.map(str::to_string),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(event: &str, locals: &[(&str, &str)], source: &str, value: Option<&str>) -> Frame {
-        Frame {
-            event: event.into(),
-            line: 1,
-            source: source.into(),
-            locals: locals
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            value: value.map(str::to_string),
-        }
-    }
 
     #[test]
     fn the_token_form_marks_unchanged_locals_and_reads_back() {
