@@ -66,9 +66,10 @@ pub enum PipelineError {
         stage: cwm_results::Stage,
         reason: String,
     },
-    /// Ctrl-C, SIGTERM or SIGHUP arrived; what finished is kept.
+    /// Ctrl-C, SIGTERM or SIGHUP arrived; what finished is kept. `exit_code` is what shells
+    /// report for the signal (128 + its number).
     #[error("interrupted; run again with --run-id {run_id} to finish")]
-    Interrupted { run_id: String },
+    Interrupted { run_id: String, exit_code: u8 },
 }
 
 impl PipelineError {

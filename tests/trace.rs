@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
+use std::time::Duration;
 
 use cwm_bench::pipeline::trace::TraceExample;
 
@@ -159,6 +160,92 @@ fn trace_follows_a_runs_predictions_and_names_the_instances_it_could_not_trace()
         })
         .count();
     assert_eq!(leftovers, 0, "the output's temporary file is gone");
+}
+
+#[test]
+fn bad_trace_arguments_are_named_before_any_container_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.jsonl");
+    let out = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--tests", ""], "an empty test id"),
+        (&["--timeout", "0"], "--timeout"),
+        (&["--max-repr", "3"], "--max-repr"),
+        (&["--max-examples", "0"], "--max-examples"),
+    ];
+    for (flags, named) in cases {
+        let run = output(cwm_bench().args(["trace", "--out", out]).args(flags));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(named), "{flags:?}: {stderr}");
+    }
+    let run = output(cwm_bench().args(["trace", "--out", dir.path().to_str().unwrap()]));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is a folder"), "{stderr}");
+    assert!(!std::path::Path::new(out).exists());
+}
+
+#[test]
+fn a_test_that_gives_no_example_is_named_and_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("t.jsonl");
+    let run = output(cwm_bench().args([
+        "trace",
+        "--instances",
+        "fixtures__paginate-1",
+        "--tests",
+        " tests/test_nope.py::test_x ",
+        "--out",
+        traces.to_str().unwrap(),
+    ]));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("tests that gave no example: 1")
+            && stdout.contains("fixtures__paginate-1: tests/test_nope.py::test_x"),
+        "{stdout}"
+    );
+    // The warning shows what pytest said about the id.
+    assert!(stderr.contains("test_nope.py"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&traces).unwrap(), "");
+}
+
+#[test]
+fn ctrl_c_stops_trace_removes_its_containers_and_keeps_the_earlier_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("t.jsonl");
+    std::fs::write(&traces, "an earlier file\n").unwrap();
+    let mut child = cwm_bench()
+        .args(["trace", "--out", traces.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let label = format!("trace-{}", child.id());
+    wait_until("a container of the trace", Duration::from_secs(120), || {
+        containers_of(&label) > 0
+    });
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(containers_of(&label), 0);
+    assert_eq!(
+        std::fs::read_to_string(&traces).unwrap(),
+        "an earlier file\n"
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["t.jsonl"]);
 }
 
 #[test]

@@ -139,6 +139,7 @@ fn trace(rng: &mut ChaCha8Rng) -> (String, Vec<Frame>, bool) {
                 Locals::new()
             },
             value: (!has_locals).then(|| text(rng, 8)),
+            cut_changed: Vec::new(),
         });
     }
     (text(rng, 30), frames, rng.gen_bool(0.7))

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cwm_bench::pipeline::trace::{TraceExample, TRACER};
+use cwm_bench::pipeline::trace::{parse_token_text, TraceExample, TRACER};
 
 mod common;
 use common::replay::{assert_each_test_traced, check_replay, read_examples};
@@ -56,7 +56,7 @@ fn staged(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(&tracer, TRACER).unwrap();
     let corpus = dir.join("corpus");
     std::fs::create_dir_all(&corpus).unwrap();
-    for file in ["corpus.py", "order_check.py", "stdlib_work.py"] {
+    for file in ["corpus.py", "order_check.py", "stdlib_work.py", "limits.py"] {
         std::fs::copy(corpus_dir().join(file), corpus.join(file)).unwrap();
     }
     (tracer, corpus)
@@ -129,11 +129,26 @@ fn the_tracer_replays_the_corpus_on_every_python_and_agrees_across_versions() {
             String::from_utf8_lossy(&run.stderr)
         );
         let examples = examples_of(&out);
-        assert_eq!(examples.len(), 26, "python {version}: {examples:#?}");
+        assert_eq!(examples.len(), 27, "python {version}: {examples:#?}");
         for e in &examples {
             check_replay(e);
             for f in e.frames.iter().filter(|f| f.event == "line") {
                 assert_eq!(f.source, source[f.line as usize - 1], "python {version}");
+            }
+        }
+        // grow(60)'s list passes the 200-character repr limit: each later append changes it
+        // behind the cut, and the token form must say so instead of writing "..".
+        let grow = examples.iter().find(|e| e.qualname == "grow").unwrap();
+        let hidden = grow
+            .frames
+            .iter()
+            .filter(|f| !f.cut_changed.is_empty())
+            .count();
+        assert!(hidden > 20, "python {version}: {hidden} hidden changes");
+        let (_, written, _) = parse_token_text(&grow.text).unwrap();
+        for (f, w) in grow.frames.iter().zip(&written) {
+            for name in &f.cut_changed {
+                assert_ne!(w.locals[name], "..", "python {version}: {}", grow.text);
             }
         }
         summaries.push((version, summary(&examples)));
@@ -141,6 +156,60 @@ fn the_tracer_replays_the_corpus_on_every_python_and_agrees_across_versions() {
     let (newest, reference) = summaries.last().unwrap().clone();
     for (version, s) in &summaries {
         assert_eq!(s, &reference, "python {version} against {newest}");
+    }
+}
+
+/// The tracer on `limits.py ARGS` with `flags`: its examples.
+fn traced_limits(python: &Path, dir: &Path, flags: &[&str], args: &[&str]) -> Vec<TraceExample> {
+    let (tracer, corpus) = staged(dir);
+    let out = dir.join("limits.jsonl");
+    let run = Command::new(python)
+        .arg(&tracer)
+        .args(["--out", out.to_str().unwrap(), "--root"])
+        .arg(&corpus)
+        .args(flags)
+        .arg("--")
+        .arg(corpus.join("limits.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    examples_of(&out)
+}
+
+#[test]
+fn a_limit_writes_the_examples_still_open_and_says_which_limit_cut_them() {
+    for (version, python) in pythons() {
+        let dir = tempfile::tempdir().unwrap();
+        // Wall time: the one call never returns within the second it has.
+        let spun = traced_limits(&python, dir.path(), &["--timeout", "1"], &["spin", "3"]);
+        assert_eq!(spun.len(), 1, "python {version}");
+        assert_eq!(
+            spun[0].truncated.as_deref(),
+            Some("wall time"),
+            "python {version}"
+        );
+        assert!(spun[0].frames.len() > 3 && !spun[0].text.ends_with("<|end_of_text|>"));
+        check_replay(&spun[0]);
+        // Examples: four helper calls finish; the fifth example is the open caller.
+        let many = traced_limits(
+            &python,
+            dir.path(),
+            &["--max-examples", "5"],
+            &["many", "50"],
+        );
+        let names: Vec<(&str, Option<&str>)> = many
+            .iter()
+            .map(|e| (e.qualname.as_str(), e.truncated.as_deref()))
+            .collect();
+        let mut want = vec![("helper", None); 4];
+        want.push(("many", Some("examples")));
+        assert_eq!(names, want, "python {version}");
+        many.iter().for_each(check_replay);
     }
 }
 

@@ -2,13 +2,15 @@
 //! ([`cwm_bench::pipeline::trace`], docs/traces.md).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use cwm_bench::pipeline::trace::{self, TraceLimits};
 use cwm_bench::pipeline::with_cleanup;
+use cwm_bench::PipelineError;
 
 use super::shared::DatasetArgs;
 
@@ -21,25 +23,26 @@ pub struct TraceArgs {
     #[arg(long, default_value = "gold")]
     pub predictions: String,
     /// Test ids to trace, comma separated (default: each instance's FAIL_TO_PASS).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = test_id)]
     pub tests: Option<Vec<String>>,
     /// JSON Lines output, one example per line (replaced).
     #[arg(long)]
     pub out: PathBuf,
-    /// Events per example before it is cut.
-    #[arg(long, default_value_t = TraceLimits::default().max_events)]
-    pub max_events: usize,
-    /// Characters of a repr before it is cut.
-    #[arg(long, default_value_t = TraceLimits::default().max_repr)]
-    pub max_repr: usize,
-    /// Nesting of traced repository calls beyond which calls are not traced.
-    #[arg(long, default_value_t = TraceLimits::default().max_depth)]
-    pub max_depth: usize,
-    /// Examples per test before tracing stops.
-    #[arg(long, default_value_t = TraceLimits::default().max_examples)]
-    pub max_examples: usize,
-    /// Seconds per test before tracing stops.
-    #[arg(long, default_value_t = TraceLimits::default().timeout.as_secs())]
+    /// Events per example before it is cut (at least 1).
+    #[arg(long, default_value_t = TraceLimits::default().max_events as u64, value_parser = at_least(1))]
+    pub max_events: u64,
+    /// Characters of a repr before it is cut, with `...` (at least 8).
+    #[arg(long, default_value_t = TraceLimits::default().max_repr as u64, value_parser = at_least(8))]
+    pub max_repr: u64,
+    /// Nesting of traced repository calls beyond which calls are not traced (at least 1).
+    #[arg(long, default_value_t = TraceLimits::default().max_depth as u64, value_parser = at_least(1))]
+    pub max_depth: u64,
+    /// Examples per test before tracing stops (at least 1).
+    #[arg(long, default_value_t = TraceLimits::default().max_examples as u64, value_parser = at_least(1))]
+    pub max_examples: u64,
+    /// Seconds per test before tracing stops; the test may then run on untraced for 30 s
+    /// more (at least 1).
+    #[arg(long, default_value_t = TraceLimits::default().timeout.as_secs(), value_parser = at_least(1))]
     pub timeout: u64,
 }
 
@@ -57,22 +60,13 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         )?),
     };
     let limits = TraceLimits {
-        max_events: args.max_events,
-        max_repr: args.max_repr,
-        max_depth: args.max_depth,
-        max_examples: args.max_examples,
+        max_events: args.max_events as usize,
+        max_repr: args.max_repr as usize,
+        max_depth: args.max_depth as usize,
+        max_examples: args.max_examples as usize,
         timeout: Duration::from_secs(args.timeout),
     };
-    // Written beside the output and renamed over it at the end, so a failed run leaves an
-    // earlier file as it was.
-    let dir = match args.out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".cwm-bench-trace-")
-        .tempfile_in(&dir)
-        .with_context(|| format!("creating a file in {} for the output", dir.display()))?;
+    let temp = output_beside(&args.out)?;
     let mut out = std::io::BufWriter::new(temp);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let label = format!("trace-{}", std::process::id());
@@ -105,6 +99,13 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         }));
         let traced = match traced {
             Ok(traced) => traced,
+            Err(PipelineError::Interrupted { exit_code, .. }) => {
+                eprintln!(
+                    "{iid}: interrupted; its containers are removed and {} is as it was",
+                    args.out.display()
+                );
+                return Ok(ExitCode::from(exit_code));
+            }
             Err(err) if err.is_infrastructure() => return Err(err.into()),
             Err(err) => {
                 tally.skip(iid, err.to_string());
@@ -126,36 +127,76 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     Ok(tally.report(&args.out, selected.len()))
 }
 
-/// What the run traced, and the instances it could not.
+/// A temporary file beside `out` (its folder made if missing), renamed over it once the run
+/// is done, so a run stopped by an error leaves an earlier file as it was. Readable by all,
+/// as other outputs are.
+fn output_beside(out: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    anyhow::ensure!(
+        !out.is_dir(),
+        "--out {} is a folder; give the path of the JSON Lines file to write",
+        out.display()
+    );
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("--out: creating the folder {}", dir.display()))?;
+    let temp = tempfile::Builder::new()
+        .prefix(".cwm-bench-trace-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(&dir)
+        .with_context(|| format!("--out: cannot write in {}", dir.display()))?;
+    Ok(temp)
+}
+
+/// A `--tests` id: not empty, without surrounding blanks.
+fn test_id(text: &str) -> Result<String, String> {
+    let id = text.trim();
+    if id.is_empty() {
+        return Err(
+            "an empty test id; give ids such as tests/test_a.py::test_b, comma separated".into(),
+        );
+    }
+    Ok(id.to_string())
+}
+
+/// A clap parser of whole numbers from `min` up.
+fn at_least(min: u64) -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(min..)
+}
+
+/// What the run traced, the instances it could not, and the tests that gave no example.
 #[derive(Default)]
 struct Tally {
     examples: usize,
     tests: usize,
     truncated: usize,
-    silent_tests: usize,
+    silent: Vec<(String, String)>,
     skipped: Vec<(String, String)>,
 }
 
 impl Tally {
     fn add(&mut self, iid: &str, tests: &[String], traced: &[trace::TraceExample]) {
-        let silent = tests
+        let silent: Vec<&String> = tests
             .iter()
             .filter(|t| !traced.iter().any(|e| &e.test_id == *t))
-            .count();
+            .collect();
         println!(
             "{iid}: {} examples from {} tests{}",
             traced.len(),
             tests.len(),
-            if silent > 0 {
-                format!(" ({silent} gave none: the log above says why)")
-            } else {
+            if silent.is_empty() {
                 String::new()
+            } else {
+                format!(" ({} gave none: the warning above says why)", silent.len())
             }
         );
         self.examples += traced.len();
         self.tests += tests.len();
-        self.silent_tests += silent;
         self.truncated += traced.iter().filter(|e| e.truncated.is_some()).count();
+        self.silent
+            .extend(silent.into_iter().map(|t| (iid.to_string(), t.clone())));
     }
 
     fn skip(&mut self, iid: &str, why: String) {
@@ -163,24 +204,33 @@ impl Tally {
         self.skipped.push((iid.to_string(), why));
     }
 
-    /// The closing lines; the exit status is 1 when an instance could not be traced.
-    fn report(&self, out: &std::path::Path, selected: usize) -> ExitCode {
+    /// The closing lines. The exit status is 1 when an instance could not be traced or a test
+    /// gave no example (an unknown test id, a test that fails to import, ...).
+    fn report(&self, out: &Path, selected: usize) -> ExitCode {
         println!(
-            "{} examples from {} tests of {} instances ({} cut by a limit; {} tests gave none) in {}",
+            "{} examples from {} tests of {} instances ({} cut by a limit) in {}",
             self.examples,
             self.tests,
             selected - self.skipped.len(),
             self.truncated,
-            self.silent_tests,
             out.display()
         );
-        if self.skipped.is_empty() {
-            return ExitCode::SUCCESS;
+        if !self.silent.is_empty() {
+            println!("tests that gave no example: {}", self.silent.len());
+            for (iid, test) in &self.silent {
+                println!("  {iid}: {test}");
+            }
         }
-        println!("not traced: {} instances", self.skipped.len());
-        for (iid, why) in &self.skipped {
-            println!("  {iid}: {why}");
+        if !self.skipped.is_empty() {
+            println!("not traced: {} instances", self.skipped.len());
+            for (iid, why) in &self.skipped {
+                println!("  {iid}: {why}");
+            }
         }
-        ExitCode::FAILURE
+        if self.silent.is_empty() && self.skipped.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
     }
 }

@@ -22,9 +22,9 @@ where
     })?;
     tokio::select! {
         result = work => result,
-        _ = shutdown.recv() => {
+        exit_code = shutdown.recv() => {
             remove_run_containers(run_id).await?;
-            Err(PipelineError::Interrupted { run_id: run_id.into() }.into())
+            Err(PipelineError::Interrupted { run_id: run_id.into(), exit_code }.into())
         }
     }
 }

@@ -59,6 +59,7 @@ class Tracer(object):
         self.repo_files = {}
         self.qualnames = {}
         self.cwd = os.getcwd()
+        self.open = []  # examples whose scope has not exited yet
 
     def in_repo(self, filename):
         known = self.repo_files.get(filename)
@@ -85,10 +86,15 @@ class Tracer(object):
         return name
 
     def stop(self, why):
+        """Stops tracing; the examples still open are written now, cut by `why`, so they
+        survive even if the test then runs on untraced until it is killed."""
         if self.stopped is None:
             self.stopped = why
         sys.settrace(None)
         threading.settrace(None)
+        for example in list(reversed(self.open)):
+            example.finish()
+        self.out.flush()
 
     def global_trace(self, frame, event, arg):
         if event != "call" or self.stopped is not None:
@@ -109,14 +115,19 @@ class Tracer(object):
         self.examples += 1
         return Example(self, frame).trace
 
-    def safe_repr(self, value):
+    def full_repr(self, value):
         try:
-            text = repr(value)
+            return repr(value)
         except Exception as err:  # a broken __repr__ is the program's, not ours
-            text = "<repr failed: %s>" % type(err).__name__
+            return "<repr failed: %s>" % type(err).__name__
+
+    def cut(self, text):
         if len(text) > self.max_repr:
-            text = text[:self.max_repr] + "..."
+            return text[:self.max_repr] + "..."
         return text
+
+    def safe_repr(self, value):
+        return self.cut(self.full_repr(value))
 
 
 class Example(object):
@@ -134,7 +145,9 @@ class Example(object):
         self.order = []  # names in the order f_locals has them (see ordered_locals)
         self.known = set()  # the same names, to see at once that none came or went
         self.names = code_names(code)
+        self.previous = {}  # name: (written repr, hash of the whole repr) of the last frame
         tracer.depth += 1
+        tracer.open.append(self)
         self.add("call", frame, None)
 
     def line_text(self, lineno):
@@ -148,16 +161,28 @@ class Example(object):
             self.truncated = "events"
             return
         locals_ = Ordered()
+        changed = []
         if event in ("call", "line"):
+            seen = {}
             for name, v in self.ordered_locals(frame.f_locals):
-                locals_[name] = self.tracer.safe_repr(v)
-        self.frames.append(Ordered([
+                whole = self.tracer.full_repr(v)
+                text = self.tracer.cut(whole)
+                seen[name] = (text, hash(whole))
+                before = self.previous.get(name)
+                if before is not None and before[0] == text and before[1] != seen[name][1]:
+                    changed.append(name)  # the cut text hides a change
+                locals_[name] = text
+            self.previous = seen
+        record = Ordered([
             ("event", event),
             ("line", frame.f_lineno),
             ("source", self.line_text(frame.f_lineno)),
             ("locals", locals_),
             ("value", value),
-        ]))
+        ])
+        if changed:
+            record["cut_changed"] = changed
+        self.frames.append(record)
 
     def ordered_locals(self, bound):
         """The bound locals in CPython 3.6+'s f_locals order on every version (3.5's dict has
@@ -175,6 +200,9 @@ class Example(object):
     def trace(self, frame, event, arg):
         if self.tracer.stopped is not None:
             return None
+        if time.time() > self.tracer.deadline:
+            self.tracer.stop("wall time")
+            return None
         if event == "line":
             self.add("line", frame, None)
         elif event == "exception":
@@ -187,6 +215,7 @@ class Example(object):
 
     def finish(self):
         self.tracer.depth -= 1
+        self.tracer.open.remove(self)
         context = list(self.source_lines)
         index = self.first_line - self.start
         if 0 <= index < len(context):

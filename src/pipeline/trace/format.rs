@@ -53,6 +53,10 @@ pub struct Frame {
     pub locals: Locals,
     /// The repr of the returned value or the exception.
     pub value: Option<String>,
+    /// Locals whose repr, cut at `--max-repr`, reads as in the previous frame although the
+    /// value changed: the token form writes them again instead of `".."`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cut_changed: Vec<String>,
 }
 
 /// A frame read back from the token form: the event, the locals as written (`".."`
@@ -79,7 +83,8 @@ pub fn token_text(context: &str, frames: &[Frame], ended: bool) -> String {
                     .locals
                     .iter()
                     .map(|(k, v)| {
-                        let same = previous.get(k.as_str()) == Some(&v.as_str());
+                        let same = previous.get(k.as_str()) == Some(&v.as_str())
+                            && !frame.cut_changed.contains(k);
                         (k.clone(), if same { "..".into() } else { v.clone() })
                     })
                     .collect();
@@ -244,6 +249,7 @@ pub(crate) fn frame(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         value: value.map(str::to_string),
+        cut_changed: Vec::new(),
     }
 }
 
@@ -275,6 +281,27 @@ mod tests {
         assert_eq!(parsed.len(), 4);
         assert_eq!(parsed[1].locals["n"], "..");
         assert_eq!(parsed[3].value.as_deref(), Some("4"));
+    }
+
+    #[test]
+    fn a_change_hidden_by_a_cut_repr_is_written_again() {
+        let long = "[0, 1, 2, ...";
+        let mut grown = frame("line", &[("items", long)], "    items.append(i)", None);
+        grown.cut_changed = vec!["items".into()];
+        let frames = [
+            frame("line", &[("items", long)], "    items.append(i)", None),
+            grown,
+            frame("line", &[("items", long)], "    items.append(i)", None),
+        ];
+        let text = token_text("", &frames, false);
+        let written: Vec<&str> = text.matches(r#"{"items": "#).collect();
+        assert_eq!(written.len(), 3);
+        assert_eq!(
+            text.matches(r#"{"items": "[0, 1, 2, ..."}"#).count(),
+            2,
+            "{text}"
+        );
+        assert_eq!(text.matches(r#"{"items": ".."}"#).count(), 1, "{text}");
     }
 
     #[test]

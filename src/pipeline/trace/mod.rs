@@ -31,6 +31,10 @@ const TRACER_PATH: &str = "/tmp/cwm_tracer.py";
 const TRACE_OUT: &str = "/tmp/cwm_trace.jsonl";
 const PATCH_PATH: &str = "/tmp/cwm_trace_patch.diff";
 const TEST_PATCH_PATH: &str = "/tmp/cwm_trace_test_patch.diff";
+/// How long a test may run on after its tracing stopped at the timeout.
+const TEST_GRACE: Duration = Duration::from_secs(30);
+/// Starting the container, copying the tracer in and applying the patches.
+const SETUP_TIME: Duration = Duration::from_secs(180);
 
 /// The limits of one trace, each a `trace` flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +196,16 @@ fn defining_file(test_patch: &str, name: &str) -> Option<String> {
     None
 }
 
+/// The last lines the test wrote before the tracer's own closing line: why it gave no
+/// example (an unknown test id, an import error, ...).
+fn last_words(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("cwm-tracer:"))
+        .collect();
+    lines[lines.len().saturating_sub(4)..].join("\n")
+}
+
 /// The tracer's command line for one test: `-m pytest ... ID`, `SCRIPT ... LABEL`, or
 /// `--call FILE::NAME` for runners that only run whole files.
 pub fn tracer_command(
@@ -270,8 +284,11 @@ pub async fn trace_instance(
 ) -> Result<Vec<TraceExample>, PipelineError> {
     let image = instance.image_name();
     cwm_env::ensure_image(docker, &image).await?;
+    // Tracing stops at the timeout, but the test then runs on untraced until its command's
+    // own limit: the container lives as long as all of those together, plus setting up.
+    let per_test = limits.timeout + TEST_GRACE;
     let config = ContainerConfig::new(&image, label, &instance.instance_id)
-        .with_deadline(limits.timeout * (tests.len() as u32 + 2));
+        .with_deadline(per_test * tests.len() as u32 + SETUP_TIME);
     let container = Container::start(docker, &config).await?;
     let result = trace_in(&container, instance, patch, tests, limits).await;
     let removed = container.remove().await;
@@ -312,7 +329,7 @@ async fn trace_in(
     for test in tests {
         let command = tracer_command(instance, test, limits).map_err(failed)?;
         let run = container
-            .exec(&command, limits.timeout + Duration::from_secs(30))
+            .exec(&command, limits.timeout + TEST_GRACE)
             .await?;
         let read = container
             .exec(
@@ -320,8 +337,8 @@ async fn trace_in(
                 Duration::from_secs(60),
             )
             .await?;
-        if read.output.trim().is_empty() && run.exit_code.is_some_and(|c| c != 0) {
-            tracing::warn!(instance = %iid, test = %test, "the traced test produced no example: {}", run.output.lines().last().unwrap_or_default());
+        if read.output.trim().is_empty() {
+            tracing::warn!(instance = %iid, test = %test, "the traced test produced no example; it ended with:\n{}", last_words(&run.output));
         }
         for line in read.output.lines().filter(|l| l.starts_with('{')) {
             examples.push(TraceExample::from_tracer_line(iid, test, line).map_err(failed)?);

@@ -2,8 +2,8 @@
 
 Each function exercises something the trace format must record: loops, exceptions caught
 and escaping, methods, closures (cell and free variables), recursion, *args and **kwargs,
-a local deleted and bound again, generators consumed by a traced function, a broken
-__repr__, long reprs and text beyond ASCII.
+a local deleted and bound again, a list that outgrows the repr limit, generators consumed
+by a traced function, a broken __repr__, long reprs and text beyond ASCII.
 """
 
 
@@ -117,6 +117,13 @@ def rebind(items):
     return tmp, later
 
 
+def grow(n):
+    items = []
+    for i in range(n):
+        items.append(i * 1000)
+    return len(items)
+
+
 def squares(n):
     for i in range(n):
         yield i * i
@@ -144,7 +151,7 @@ def odd_values():
 def run():
     results = [loop_sum(7), count_down(3), divide(1, 0), divide(6, 3), catches(),
                use_account(), closures(), scaler(3), factorial(5), variadic(1, 2, 3, flag=True),
-               rebind([3, 1, 2]), consume(), odd_values()]
+               rebind([3, 1, 2]), grow(60), consume(), odd_values()]
     return results
 
 
