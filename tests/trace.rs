@@ -217,7 +217,7 @@ fn ctrl_c_stops_trace_removes_its_containers_and_keeps_the_earlier_file() {
     let dir = tempfile::tempdir().unwrap();
     let traces = dir.path().join("t.jsonl");
     std::fs::write(&traces, "an earlier file\n").unwrap();
-    let mut child = cwm_bench()
+    let child = cwm_bench()
         .args(["trace", "--out", traces.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -149,6 +149,10 @@ pub enum SpecProblem {
     /// A kind other than `local`, `openai` and `replay`.
     #[error("unknown kind {0:?}")]
     UnknownKind(String),
+    /// `openai:MODEL@ADDRESS` where the address after the last `@` looks like a server's
+    /// (`host:port`, a dotted name, `localhost`) but lacks `http://` or `https://`.
+    #[error("{0:?} after the last `@` looks like a server address without http:// or https://; write @http://HOST:PORT/v1")]
+    UrlWithoutScheme(String),
 }
 
 /// Why a gold patch cannot be replayed as tool calls ([`crate::policy::oracle_calls`]).

@@ -48,6 +48,9 @@ pub enum DatasetError {
         "unknown instance id(s) {0:?}; check `cwm-bench dataset stats` for what the dataset holds"
     )]
     UnknownInstances(Vec<String>),
+    /// Instance ids were given, but all of them blank (`--instances ","`).
+    #[error("the instance ids {0:?} are all blank; give ids, e.g. --instances a__b-1,c__d-2, or leave the flag out for all")]
+    NoInstanceIds(Vec<String>),
 }
 
 /// What is wrong with a dataset row ([`DatasetError::BadRow`]).

@@ -8,7 +8,8 @@ use crate::{DatasetError, Instance, SliceError};
 /// Which instances to keep. Filters apply in field order: ids, repo, difficulty, shuffle, slice.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
-    /// Keep only these instance ids (every one must exist).
+    /// Keep only these instance ids (every one must exist). Each is trimmed and blank ones
+    /// are dropped, so `--instances "a__b-1, c__d-2,"` names two.
     pub instances: Vec<String>,
     /// Keep only this repo (`owner/name`, or just `name`).
     pub repo: Option<String>,
@@ -79,18 +80,26 @@ impl Filter {
         if self.instances.is_empty() {
             return Ok(instances);
         }
-        let missing: Vec<String> = self
+        let wanted: Vec<&str> = self
             .instances
             .iter()
-            .filter(|id| !instances.iter().any(|i| &i.instance_id == *id))
-            .cloned()
+            .map(|id| id.trim())
+            .filter(|id| !id.is_empty())
+            .collect();
+        if wanted.is_empty() {
+            return Err(DatasetError::NoInstanceIds(self.instances.clone()));
+        }
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|id| !instances.iter().any(|i| i.instance_id == **id))
+            .map(|id| id.to_string())
             .collect();
         if !missing.is_empty() {
             return Err(DatasetError::UnknownInstances(missing));
         }
         Ok(instances
             .into_iter()
-            .filter(|i| self.instances.contains(&i.instance_id))
+            .filter(|i| wanted.contains(&i.instance_id.as_str()))
             .collect())
     }
 }
@@ -189,5 +198,27 @@ mod tests {
         };
         let err = filter.apply(sample()).unwrap_err().to_string();
         assert!(err.contains("nope") && !err.contains("x__y-1"), "{err}");
+    }
+
+    #[test]
+    fn ids_are_trimmed_and_blank_ones_dropped() {
+        // As clap splits `--instances "x__y-1, x__y-3,"` at the commas.
+        let filter = Filter {
+            instances: vec!["x__y-1".into(), " x__y-3".into(), "".into()],
+            ..Filter::default()
+        };
+        assert_eq!(ids(&filter.apply(sample()).unwrap()), ["x__y-1", "x__y-3"]);
+        let blank = Filter {
+            instances: vec![" ".into(), "".into()],
+            ..Filter::default()
+        };
+        let err = blank.apply(sample()).unwrap_err();
+        assert!(matches!(err, DatasetError::NoInstanceIds(_)), "{err}");
+        let unknown = Filter {
+            instances: vec![" nope ".into()],
+            ..Filter::default()
+        };
+        let err = unknown.apply(sample()).unwrap_err().to_string();
+        assert!(err.contains("[\"nope\"]"), "{err}");
     }
 }

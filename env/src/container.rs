@@ -328,22 +328,8 @@ impl Container {
             ..Default::default()
         };
         let action = || format!("running a command in container {}", short(&self.id));
-        let created = self
-            .docker
-            .create_exec(&self.id, options)
-            .await
-            .map_err(EnvError::docker(action()))?;
-        match self.docker.start_exec(&created.id, None).await {
-            Ok(StartExecResults::Attached { output, .. }) => Ok((created.id, output)),
-            Ok(StartExecResults::Detached) => Err(EnvError::CommandFailed {
-                what: action(),
-                detail: "the daemon detached the exec".into(),
-            }),
-            Err(cause) => Err(EnvError::Docker {
-                action: action(),
-                cause,
-            }),
-        }
+        let (id, _, output) = attach_exec(&self.docker, &self.id, options, action).await?;
+        Ok((id, output))
     }
 
     /// Kills every process of session `sid` through a separate exec. Best effort: if even
@@ -400,9 +386,40 @@ fn remove_blocking(id: &str) -> Result<(), EnvError> {
     })
 }
 
-type ExecStream = std::pin::Pin<
+/// What an attached exec writes (stdout and stderr frames).
+pub(crate) type ExecStream = std::pin::Pin<
     Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
 >;
+/// An attached exec's stdin.
+pub(crate) type ExecInput = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
+/// Creates and starts an exec with `options` in the container, attached: its id, stdin and
+/// output. Errors name `action()`, the daemon's detaching included.
+pub(crate) async fn attach_exec<T>(
+    docker: &Docker,
+    container_id: &str,
+    options: CreateExecOptions<T>,
+    action: impl Fn() -> String,
+) -> Result<(String, ExecInput, ExecStream), EnvError>
+where
+    T: Into<String> + serde::Serialize,
+{
+    let created = docker
+        .create_exec(container_id, options)
+        .await
+        .map_err(EnvError::docker(action()))?;
+    match docker.start_exec(&created.id, None).await {
+        Ok(StartExecResults::Attached { output, input }) => Ok((created.id, input, output)),
+        Ok(StartExecResults::Detached) => Err(EnvError::CommandFailed {
+            what: action(),
+            detail: "the daemon detached the exec".into(),
+        }),
+        Err(cause) => Err(EnvError::Docker {
+            action: action(),
+            cause,
+        }),
+    }
+}
 
 /// After a timeout kill: collect what is still in flight, for at most [`DRAIN_GRACE`].
 async fn drain_after_kill(

@@ -14,7 +14,6 @@
 //! when a fork bomb has used up the pids limit. If bash does not come back, or dies (`exit`, `kill -9 $$`), a fresh one is started and
 //! the result says `restarted`.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -22,10 +21,10 @@ use std::time::{Duration, Instant};
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::Docker;
-use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
 
-use crate::container::short;
+use crate::container::{attach_exec, short};
 use crate::error::{ShellFailure, WardenError};
 use crate::killer::KILLER_FN;
 use crate::output::Capped;
@@ -151,8 +150,8 @@ pub struct DiskLimitHit {
     pub used_bytes: u64,
 }
 
-type OutputStream = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
-type InputSink = Pin<Box<dyn AsyncWrite + Send>>;
+type OutputStream = crate::container::ExecStream;
+type InputSink = crate::container::ExecInput;
 
 /// A bash process behind an attached exec.
 struct Bash {
@@ -922,21 +921,8 @@ async fn spawn_bash(
         ..Default::default()
     };
     let action = || format!("starting bash in container {}", short(container_id));
-    let created = docker
-        .create_exec(container_id, options)
-        .await
-        .map_err(EnvError::docker(action()))?;
-    match docker.start_exec(&created.id, None).await {
-        Ok(StartExecResults::Attached { output, input }) => Ok((input, output)),
-        Ok(StartExecResults::Detached) => Err(EnvError::CommandFailed {
-            what: action(),
-            detail: "the daemon detached the exec".into(),
-        }),
-        Err(cause) => Err(EnvError::Docker {
-            action: action(),
-            cause,
-        }),
-    }
+    let (_, input, output) = attach_exec(docker, container_id, options, action).await?;
+    Ok((input, output))
 }
 
 /// 64 random bits as hex, from the standard library's per-process random hasher keys.

@@ -1,7 +1,7 @@
 //! `cwm-bench debugger-eval`: how well a model predicts the next frame of execution traces
 //! ([`cwm_bench::pipeline::debugger`], docs/traces.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -15,24 +15,41 @@ pub struct DebuggerEvalArgs {
     #[arg(long)]
     pub traces: PathBuf,
     /// `local:PATH` (the in-process engine) or `openai:MODEL[@URL]` (a server's
-    /// `/completions` endpoint).
+    /// `/completions` endpoint at URL, e.g. `openai:facebook/cwm@http://HOST:8000/v1`;
+    /// without `@URL`, the `OPENAI_BASE_URL` environment variable, else
+    /// `http://localhost:8000/v1`; `OPENAI_API_KEY`, if set, is sent as a bearer token).
     #[arg(long)]
     pub model: String,
-    /// Positions to predict, sampled over all examples (the call frame is always given).
-    #[arg(long, default_value_t = 200)]
+    /// Positions to predict (at least 1), sampled over all examples (the call frame is always
+    /// given).
+    #[arg(long, default_value_t = 200, value_parser = at_least_one)]
     pub limit: usize,
     /// Seed of the sampling of positions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Tokens a prediction may take.
-    #[arg(long, default_value_t = 256)]
+    /// Tokens a prediction may take (at least 1).
+    #[arg(long, default_value_t = 256, value_parser = at_least_one)]
     pub max_tokens: usize,
-    /// Where to write the report as JSON (every prediction and its scores included).
+    /// Where to write the report as JSON (every prediction and its scores included); checked
+    /// to be writable before the model is loaded.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
+/// A count of 1 or more; clap's error names the flag.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 pub fn run(args: DebuggerEvalArgs) -> anyhow::Result<ExitCode> {
+    let spec = model_spec(&args.model)?;
+    if let Some(out) = &args.out {
+        check_writable(out)?;
+    }
     let text = std::fs::read_to_string(&args.traces).with_context(|| {
         format!(
             "reading {} (written by `cwm-bench trace`)",
@@ -59,14 +76,14 @@ pub fn run(args: DebuggerEvalArgs) -> anyhow::Result<ExitCode> {
         "{} has no frame to predict",
         args.traces.display()
     );
-    let (mut predict, trace_tokens) = predictor(&args.model, args.max_tokens)?;
+    let (mut predict, trace_tokens) = predictor(spec, args.max_tokens)?;
     println!("trace tokens: {trace_tokens}");
     let mut scores = Vec::new();
     for (i, p) in picked.iter().enumerate() {
         let example = &examples[p.example];
         let (prompt, truth) = prompt_and_truth(example, p.frame);
         let predicted = predict(&prompt)?;
-        scores.push(score(example, &truth, &predicted));
+        scores.push(score(example, p.frame, &truth, &predicted));
         if (i + 1) % 20 == 0 {
             eprintln!("{} of {} positions", i + 1, picked.len());
         }
@@ -74,33 +91,83 @@ pub fn run(args: DebuggerEvalArgs) -> anyhow::Result<ExitCode> {
     let report = Report::of(scores, trace_tokens);
     print!("{}", report.table());
     if let Some(out) = &args.out {
-        cwm_results::write_atomic(out, &serde_json::to_vec_pretty(&report)?)?;
+        cwm_results::write_atomic(out, &serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing the report to --out {}", out.display()))?;
         println!("report: {}", out.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `--model` accepts here (the other commands' `replay:` and `oracle` act in episodes
+/// and complete no text).
+const ACCEPTED: &str = "debugger-eval takes local:PATH or openai:MODEL[@URL]";
+
+/// The `--model` spec, if it is one debugger-eval can use; the error says what is wrong
+/// with it and what is accepted.
+fn model_spec(spec: &str) -> anyhow::Result<ModelSpec> {
+    match cwm_agent::parse_model_spec(spec) {
+        Ok(parsed @ (ModelSpec::Local { .. } | ModelSpec::OpenAi { .. })) => Ok(parsed),
+        Ok(_) => {
+            anyhow::bail!("--model {spec:?}: replay and oracle models complete no text; {ACCEPTED}")
+        }
+        Err(cwm_agent::PolicyError::BadSpec { spec, problem }) => {
+            anyhow::bail!("invalid --model {spec:?}: {problem}; {ACCEPTED}")
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Fails unless a report can be written at `out`: not a directory, and its directory
+/// (created if missing, as the final write would) takes a new file.
+fn check_writable(out: &Path) -> anyhow::Result<()> {
+    let shown = out.display();
+    anyhow::ensure!(
+        !out.is_dir() && !out.as_os_str().to_string_lossy().ends_with('/'),
+        "--out {shown} is a directory; give a file path, e.g. --out {}",
+        out.join("report.json").display()
+    );
+    let dir = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "--out {shown}: cannot create its directory {}; choose another place",
+            dir.display()
+        )
+    })?;
+    let probe = tempfile::Builder::new()
+        .prefix(".debugger-eval-probe")
+        .tempfile_in(dir)
+        .with_context(|| {
+            format!(
+                "--out {shown}: cannot write in {}; choose a writable place",
+                dir.display()
+            )
+        })?;
+    drop(probe);
+    Ok(())
 }
 
 type Predict = Box<dyn FnMut(&str) -> anyhow::Result<String>>;
 
 /// A function from a prompt to the model's continuation, cut at the first frame separator,
 /// and how the model reads the trace tokens (see [`TraceTokens`]).
-fn predictor(spec: &str, max_tokens: usize) -> anyhow::Result<(Predict, TraceTokens)> {
-    match cwm_agent::parse_model_spec(spec)? {
+fn predictor(spec: ModelSpec, max_tokens: usize) -> anyhow::Result<(Predict, TraceTokens)> {
+    match spec {
         ModelSpec::Local { path } => local(&path, max_tokens),
         ModelSpec::OpenAi { model, base_url } => Ok((
             openai(model, base_url, max_tokens)?,
             TraceTokens::ServerText,
         )),
-        _ => anyhow::bail!(
-            "debugger-eval needs a model that completes text: local:PATH or openai:MODEL[@URL]"
-        ),
+        other => anyhow::bail!("--model {other:?}: {ACCEPTED}"),
     }
 }
 
 /// The in-process engine, greedy. A vocabulary that has every trace token as one token
 /// (CWM's) reads them natively and stops on `<|frame_sep|>`; any other reads them as text
 /// and stops once the decoded text holds the separator.
-fn local(path: &std::path::Path, max_tokens: usize) -> anyhow::Result<(Predict, TraceTokens)> {
+fn local(path: &Path, max_tokens: usize) -> anyhow::Result<(Predict, TraceTokens)> {
     let device = cwm_engine::default_device();
     let mut engine = cwm_engine::Engine::load(path, &device)
         .with_context(|| format!("loading local model {}", path.display()))?;

@@ -44,12 +44,14 @@ pub struct ExportArgs {
     pub run_dirs: Vec<PathBuf>,
     #[arg(long, value_enum)]
     pub format: FormatArg,
-    #[arg(long, value_enum, default_value = "all")]
-    pub only: OnlyArg,
+    /// Which episodes of the runs (default: all); not with `--format trace`.
+    #[arg(long, value_enum)]
+    pub only: Option<OnlyArg>,
     /// The verdict rewards and `--only resolved` follow: `hardened` (cannot be forged by the
-    /// patch; the default) or `official` (SWE-bench 5.0.2's report.json).
-    #[arg(long, value_enum, default_value = "hardened")]
-    pub reward: RewardArg,
+    /// patch; the default) or `official` (SWE-bench 5.0.2's report.json); not with `--format
+    /// trace`.
+    #[arg(long, value_enum)]
+    pub reward: Option<RewardArg>,
     /// The JSON Lines file to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -60,14 +62,27 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         FormatArg::Sft => Format::Sft,
         FormatArg::Rl => Format::Rl,
         FormatArg::Cwm => Format::Cwm,
-        FormatArg::Trace => return export_traces(&args.run_dirs, &args.out),
+        FormatArg::Trace => {
+            // Flags of run exports mean nothing to trace files: refused, not ignored.
+            let run_only = [
+                ("--only", args.only.is_some()),
+                ("--reward", args.reward.is_some()),
+            ];
+            if let Some((flag, _)) = run_only.iter().find(|(_, given)| *given) {
+                anyhow::bail!(
+                    "{flag} applies to run directories, not to --format trace (trace files \
+                     are exported whole); leave it out"
+                );
+            }
+            return export_traces(&args.run_dirs, &args.out);
+        }
     };
     let runs = load_runs(&args.run_dirs)?;
-    let only = match args.only {
+    let only = match args.only.unwrap_or_default() {
         OnlyArg::Resolved => Only::Resolved,
         OnlyArg::All => Only::All,
     };
-    let verdict = match args.reward {
+    let verdict = match args.reward.unwrap_or_default() {
         RewardArg::Hardened => Verdict::Hardened,
         RewardArg::Official => Verdict::Official,
     };

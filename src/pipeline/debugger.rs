@@ -50,11 +50,18 @@ pub fn prompt_and_truth(example: &TraceExample, frame: usize) -> (String, String
     )
 }
 
-/// How one prediction scored.
+/// How one prediction scored, and which frame of which example it predicted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Score {
     pub instance_id: String,
     pub repo: String,
+    /// The example's test and traced function ([`TraceExample::test_id`],
+    /// [`TraceExample::qualname`]).
+    pub test_id: String,
+    pub qualname: String,
+    /// The predicted frame's index in the example's `frames` (from 1; frame 0, the call, is
+    /// always given).
+    pub frame: usize,
     /// The true frame's event.
     pub event: String,
     pub predicted: String,
@@ -68,13 +75,14 @@ pub struct Score {
     /// For return and exception frames: the same value.
     pub value: Option<bool>,
     /// The whole frame text is the same.
-    pub frame: bool,
+    pub whole_frame: bool,
     /// The predicted source line is a line of the function (the context).
     pub valid_line: bool,
 }
 
-/// Scores `predicted` (the model's text, cut at the first frame separator) against `truth`.
-pub fn score(example: &TraceExample, truth: &str, predicted: &str) -> Score {
+/// Scores `predicted` (the model's text, cut at the first frame separator) against `truth`,
+/// frame `frame` of `example`.
+pub fn score(example: &TraceExample, frame: usize, truth: &str, predicted: &str) -> Score {
     let predicted = predicted
         .split(tokens::FRAME)
         .next()
@@ -105,12 +113,15 @@ pub fn score(example: &TraceExample, truth: &str, predicted: &str) -> Score {
     Score {
         instance_id: example.instance_id.clone(),
         repo: repo_of(&example.instance_id),
+        test_id: example.test_id.clone(),
+        qualname: example.qualname.clone(),
+        frame,
         parsed: guess.is_some(),
         next_line: same(&|t, g| t.event == g.event && t.source == g.source),
         changed_locals: locals_kind
             .then(|| same(&|t, g| t.event == g.event && changed(t) == changed(g))),
         value: (!locals_kind).then(|| same(&|t, g| t.event == g.event && t.value == g.value)),
-        frame: predicted == truth,
+        whole_frame: predicted == truth,
         valid_line: guess
             .as_ref()
             .is_some_and(|g| context_lines.contains(&g.source.as_str())),
@@ -126,33 +137,73 @@ fn repo_of(instance_id: &str) -> String {
     name.replacen("__", "/", 1)
 }
 
+/// A rate of right answers with its 95% Wilson interval ([`Estimate::of_proportion`]); the
+/// mean and bounds are absent (`null` in JSON, `-` in the table) when no score of the group
+/// has the field (`n` is 0), so a rate never measured does not read as 0%.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rate {
+    /// Scores of the group that have the field.
+    pub n: usize,
+    pub mean: Option<f64>,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+}
+
+impl Rate {
+    /// The rate of `true` among `outcomes`.
+    pub fn of(outcomes: impl IntoIterator<Item = bool>) -> Rate {
+        let (mut hits, mut n) = (0, 0);
+        for right in outcomes {
+            n += 1;
+            hits += usize::from(right);
+        }
+        let estimate = Estimate::of_proportion(hits, n);
+        Rate {
+            n,
+            mean: estimate.map(|e| e.mean),
+            low: estimate.map(|e| e.low),
+            high: estimate.map(|e| e.high),
+        }
+    }
+
+    /// `41.2% (95% CI 35.0-47.4%)`, or `-` when nothing was measured.
+    pub fn percent(&self) -> String {
+        match (self.mean, self.low, self.high) {
+            (Some(mean), Some(low), Some(high)) => Estimate {
+                mean,
+                low,
+                high,
+                n: self.n,
+            }
+            .percent(),
+            _ => "-".to_string(),
+        }
+    }
+}
+
 /// Rates of a group of scores, each with its 95% interval.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rates {
     pub n: usize,
-    pub next_line: Estimate,
-    pub changed_locals: Estimate,
-    pub value: Estimate,
-    pub frame: Estimate,
-    pub valid_line: Estimate,
+    pub next_line: Rate,
+    /// Over the group's call and line frames.
+    pub changed_locals: Rate,
+    /// Over the group's return and exception frames.
+    pub value: Rate,
+    pub whole_frame: Rate,
+    pub valid_line: Rate,
 }
 
 impl Rates {
     pub fn of(scores: &[&Score]) -> Rates {
-        let rate = |f: &dyn Fn(&Score) -> Option<bool>| {
-            let values: Vec<f64> = scores
-                .iter()
-                .filter_map(|s| f(s))
-                .map(|b| f64::from(u8::from(b)))
-                .collect();
-            Estimate::of(&values)
-        };
+        let rate =
+            |f: &dyn Fn(&Score) -> Option<bool>| Rate::of(scores.iter().filter_map(|s| f(s)));
         Rates {
             n: scores.len(),
             next_line: rate(&|s| Some(s.next_line)),
             changed_locals: rate(&|s| s.changed_locals),
             value: rate(&|s| s.value),
-            frame: rate(&|s| Some(s.frame)),
+            whole_frame: rate(&|s| Some(s.whole_frame)),
             valid_line: rate(&|s| Some(s.valid_line)),
         }
     }
@@ -223,17 +274,9 @@ impl Report {
                 name,
                 r.n,
                 r.next_line.percent(),
-                if r.changed_locals.n == 0 {
-                    "-".into()
-                } else {
-                    r.changed_locals.percent()
-                },
-                if r.value.n == 0 {
-                    "-".into()
-                } else {
-                    r.value.percent()
-                },
-                r.frame.percent(),
+                r.changed_locals.percent(),
+                r.value.percent(),
+                r.whole_frame.percent(),
                 r.valid_line.percent()
             )
         };
@@ -292,27 +335,28 @@ mod tests {
     fn predictions_are_scored_field_by_field() {
         let e = example();
         let (_, truth) = prompt_and_truth(&e, 2);
-        let exact = score(&e, &truth, &format!("{truth}<|frame_sep|>junk"));
+        let exact = score(&e, 2, &truth, &format!("{truth}<|frame_sep|>junk"));
         assert!(
-            exact.frame
+            exact.whole_frame
                 && exact.next_line
                 && exact.changed_locals == Some(true)
                 && exact.valid_line
         );
         let wrong_value = score(
             &e,
+            2,
             &truth,
             "<|line_sep|>{\"n\": \"..\", \"x\": \"5\"}<|action_sep|>    return x",
         );
         assert!(
             wrong_value.next_line
                 && wrong_value.changed_locals == Some(false)
-                && !wrong_value.frame
+                && !wrong_value.whole_frame
         );
-        let garbage = score(&e, &truth, "hello");
+        let garbage = score(&e, 2, &truth, "hello");
         assert!(!garbage.parsed && !garbage.next_line && !garbage.valid_line);
         let (_, ret) = prompt_and_truth(&e, 3);
-        let returned = score(&e, &ret, &ret);
+        let returned = score(&e, 3, &ret, &ret);
         assert_eq!(
             (returned.event.as_str(), returned.value),
             ("return", Some(true))
@@ -324,5 +368,58 @@ mod tests {
         assert_eq!(report.overall.n, 4);
         assert_eq!(report.per_event["line"].n, 3);
         assert_eq!(report.per_repo["a/b"].n, 4);
+    }
+
+    #[test]
+    fn scores_name_their_example_and_frame() {
+        let e = example();
+        let (_, truth) = prompt_and_truth(&e, 2);
+        let s = score(&e, 2, &truth, &truth);
+        assert_eq!(
+            (s.test_id.as_str(), s.qualname.as_str(), s.frame),
+            ("t", "f", 2)
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            (&json["test_id"], &json["qualname"], &json["frame"]),
+            (&"t".into(), &"f".into(), &2.into())
+        );
+    }
+
+    #[test]
+    fn rates_have_wilson_intervals_and_are_absent_when_unmeasured() {
+        let e = example();
+        let (_, truth) = prompt_and_truth(&e, 2);
+        let right = score(&e, 2, &truth, &truth);
+        // Three line frames, all right: no collapse to 100.0-100.0%.
+        let report = Report::of(vec![right.clone(), right.clone(), right], TraceTokens::Text);
+        let all = &report.overall;
+        assert_eq!((all.next_line.n, all.next_line.mean), (3, Some(1.0)));
+        assert_eq!(all.next_line.high, Some(1.0));
+        assert!(all.next_line.low.unwrap() < 0.6, "{:?}", all.next_line);
+        // No return or exception frame: the value rate was not measured.
+        assert_eq!(
+            all.value,
+            Rate {
+                n: 0,
+                mean: None,
+                low: None,
+                high: None
+            }
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["overall"]["value"]["n"], 0);
+        assert!(json["overall"]["value"]["mean"].is_null(), "{json}");
+        assert_eq!(json["overall"]["next_line"]["mean"], 1.0);
+        let table = report.table();
+        let row = table.lines().nth(1).unwrap();
+        assert!(row.starts_with("all"), "{table}");
+        // next line, changed locals, whole frame and valid line measured; value is "-".
+        assert_eq!(row.matches("100.0% (95% CI").count(), 4, "{table}");
+        assert_eq!(
+            row.split_whitespace().filter(|c| *c == "-").count(),
+            1,
+            "{table}"
+        );
     }
 }

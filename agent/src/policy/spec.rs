@@ -45,24 +45,30 @@ pub fn parse_model_spec(spec: &str) -> Result<ModelSpec, PolicyError> {
     match kind {
         "local" => Ok(ModelSpec::Local { path: rest.into() }),
         "replay" => Ok(ModelSpec::Replay { path: rest.into() }),
-        "openai" => Ok(openai_spec(rest)),
+        "openai" => openai_spec(rest).map_err(bad),
         other => Err(bad(SpecProblem::UnknownKind(other.to_string()))),
     }
 }
 
-/// `MODEL@URL`, split at the last `@` that starts a URL (model names may contain `@`).
-fn openai_spec(rest: &str) -> ModelSpec {
+/// `MODEL@URL`, split at the last `@` that starts a URL (model names may contain `@`). A
+/// last part that looks like a server address without its scheme (`host:8000`,
+/// `10.0.0.1`, `localhost`) is an error rather than part of the model name, which would
+/// silently send the requests to the default URL.
+fn openai_spec(rest: &str) -> Result<ModelSpec, SpecProblem> {
     match rest.rsplit_once('@') {
         Some((model, url)) if url.starts_with("http://") || url.starts_with("https://") => {
-            ModelSpec::OpenAi {
+            Ok(ModelSpec::OpenAi {
                 model: model.to_string(),
                 base_url: Some(url.to_string()),
-            }
+            })
         }
-        _ => ModelSpec::OpenAi {
+        Some((_, host)) if host.contains([':', '.']) || host == "localhost" => {
+            Err(SpecProblem::UrlWithoutScheme(host.to_string()))
+        }
+        _ => Ok(ModelSpec::OpenAi {
             model: rest.to_string(),
             base_url: None,
-        },
+        }),
     }
 }
 
@@ -104,5 +110,36 @@ mod tests {
             .to_string()
             .contains("openai:MODEL"));
         assert!(parse_model_spec("foo:bar").is_err());
+        // A model name with `@` still works when a URL follows.
+        assert_eq!(
+            parse_model_spec("openai:m@v1.5@https://h.example/v1").unwrap(),
+            ModelSpec::OpenAi {
+                model: "m@v1.5".into(),
+                base_url: Some("https://h.example/v1".into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_server_address_without_scheme_is_an_error() {
+        for (spec, host) in [
+            ("openai:cwm@host:8000", "host:8000"),
+            ("openai:cwm@10.0.0.2:8000/v1", "10.0.0.2:8000/v1"),
+            ("openai:cwm@gpu.example.com", "gpu.example.com"),
+            ("openai:cwm@localhost", "localhost"),
+        ] {
+            let err = parse_model_spec(spec).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    PolicyError::BadSpec {
+                        problem: SpecProblem::UrlWithoutScheme(h),
+                        ..
+                    } if h == host
+                ),
+                "{spec}: {err}"
+            );
+            assert!(err.to_string().contains("@http://HOST:PORT/v1"), "{err}");
+        }
     }
 }
