@@ -74,6 +74,6 @@ tracer.Example.__init__ = init_with_cells
 tracer.Example.ordered_locals = checked
 tracer.Tracer.qualname = checked_qualname
 atexit.register(report)
-sys.argv = [tracer_path, "--out", out, "--root", root, "--max-examples", "100000", "--",
+sys.argv = [tracer_path, "--out", out, "--root", root, "--max-examples", "4000", "--",
             script]
 tracer.main()

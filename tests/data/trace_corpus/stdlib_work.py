@@ -10,10 +10,10 @@ import json
 import statistics
 import textwrap
 
-a = [str(i) for i in range(60)]
+a = [str(i) for i in range(30)]
 list(difflib.unified_diff(a, a[::2] + ["x"]))
-difflib.SequenceMatcher(None, "abcdefgh" * 4, "abxdefgyh" * 4).ratio()
-textwrap.fill("hello world " * 20, 30)
+difflib.SequenceMatcher(None, "abcdefgh" * 2, "abxdefgyh" * 2).ratio()
+textwrap.fill("hello world " * 10, 30)
 textwrap.dedent("  a\n  b\n")
 json.loads(json.dumps({"a": [1, 2, {"b": None}]}))
 statistics.median([3, 1, 2, 5])
