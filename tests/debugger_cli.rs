@@ -45,7 +45,7 @@ fn debugger_eval_refuses_an_out_it_cannot_write_before_loading_the_model() {
         &["--model", &model, "--out", dir.path().to_str().unwrap()],
     );
     assert!(
-        err.contains("--out") && err.contains("is a directory") && !err.contains("no-such-model"),
+        err.contains("--out") && err.contains("is a folder") && !err.contains("no-such-model"),
         "{err}"
     );
     // A place under a file cannot be created.

@@ -156,7 +156,7 @@ fn trace_follows_a_runs_predictions_and_names_the_instances_it_could_not_trace()
         .unwrap()
         .filter(|e| {
             let name = e.as_ref().unwrap().file_name();
-            name.to_string_lossy().starts_with(".cwm-bench-trace-")
+            name.to_string_lossy().starts_with(".cwm-bench-out-")
         })
         .count();
     assert_eq!(leftovers, 0, "the output's temporary file is gone");

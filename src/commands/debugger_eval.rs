@@ -9,6 +9,8 @@ use cwm_agent::ModelSpec;
 use cwm_bench::pipeline::debugger::{positions, prompt_and_truth, score, Report, TraceTokens};
 use cwm_bench::pipeline::trace::{tokens, TraceExample};
 
+use super::shared::{at_least, temp_beside};
+
 #[derive(clap::Args, Debug)]
 pub struct DebuggerEvalArgs {
     /// Examples written by `cwm-bench trace`.
@@ -22,13 +24,13 @@ pub struct DebuggerEvalArgs {
     pub model: String,
     /// Positions to predict (at least 1), sampled over all examples (the call frame is always
     /// given).
-    #[arg(long, default_value_t = 200, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 200, value_parser = at_least(1usize))]
     pub limit: usize,
     /// Seed of the sampling of positions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Tokens a prediction may take (at least 1).
-    #[arg(long, default_value_t = 256, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 256, value_parser = at_least(1usize))]
     pub max_tokens: usize,
     /// Where to write the report as JSON (every prediction and its scores included); checked
     /// to be writable before the model is loaded.
@@ -36,19 +38,10 @@ pub struct DebuggerEvalArgs {
     pub out: Option<PathBuf>,
 }
 
-/// A count of 1 or more; clap's error names the flag.
-fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 pub fn run(args: DebuggerEvalArgs) -> anyhow::Result<ExitCode> {
     let spec = model_spec(&args.model)?;
     if let Some(out) = &args.out {
-        check_writable(out)?;
+        drop(temp_beside(out)?); // --out can be written: check before the work
     }
     let text = std::fs::read_to_string(&args.traces).with_context(|| {
         format!(
@@ -117,38 +110,6 @@ fn model_spec(spec: &str) -> anyhow::Result<ModelSpec> {
     }
 }
 
-/// Fails unless a report can be written at `out`: not a directory, and its directory
-/// (created if missing, as the final write would) takes a new file.
-fn check_writable(out: &Path) -> anyhow::Result<()> {
-    let shown = out.display();
-    anyhow::ensure!(
-        !out.is_dir() && !out.as_os_str().to_string_lossy().ends_with('/'),
-        "--out {shown} is a directory; give a file path, e.g. --out {}",
-        out.join("report.json").display()
-    );
-    let dir = match out.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).with_context(|| {
-        format!(
-            "--out {shown}: cannot create its directory {}; choose another place",
-            dir.display()
-        )
-    })?;
-    let probe = tempfile::Builder::new()
-        .prefix(".debugger-eval-probe")
-        .tempfile_in(dir)
-        .with_context(|| {
-            format!(
-                "--out {shown}: cannot write in {}; choose a writable place",
-                dir.display()
-            )
-        })?;
-    drop(probe);
-    Ok(())
-}
-
 type Predict = Box<dyn FnMut(&str) -> anyhow::Result<String>>;
 
 /// A function from a prompt to the model's continuation, cut at the first frame separator,
@@ -172,11 +133,10 @@ fn local(path: &Path, max_tokens: usize) -> anyhow::Result<(Predict, TraceTokens
     let mut engine = cwm_engine::Engine::load(path, &device)
         .with_context(|| format!("loading local model {}", path.display()))?;
     let frame = engine.encode(tokens::FRAME)?;
-    let mut single = Vec::new();
+    let mut native = true;
     for token in tokens::ALL {
-        single.push(engine.encode(token)?.len() == 1);
+        native &= engine.encode(token)?.len() == 1;
     }
-    let native = single.iter().all(|&one| one);
     let mode = if native {
         TraceTokens::Native
     } else {

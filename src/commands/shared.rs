@@ -1,6 +1,6 @@
 //! Flags shared by several subcommands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cwm_datasets::{Filter, ImageNaming, Instance, Slice};
@@ -128,4 +128,52 @@ pub fn load_predictions(
             preds
         }
     })
+}
+
+/// A temporary file beside `out`, the file a command will write (its folder made if
+/// missing): renamed over `out` once the work is done, so a run stopped by an error leaves an
+/// earlier file as it was, or dropped at once to check before any work that `out` can be
+/// written. Readable by all, as other outputs are. Errors name `--out` and what to do.
+pub fn temp_beside(out: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    anyhow::ensure!(
+        !out.is_dir() && !out.as_os_str().to_string_lossy().ends_with('/'),
+        "--out {} is a folder; give the path of the file to write, e.g. {}",
+        out.display(),
+        out.join("out.json").display()
+    );
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "--out: cannot create the folder {}; choose another place",
+            dir.display()
+        )
+    })?;
+    tempfile::Builder::new()
+        .prefix(".cwm-bench-out-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .with_context(|| {
+            format!(
+                "--out: cannot write in {}; choose a writable place",
+                dir.display()
+            )
+        })
+}
+
+/// A clap value parser of numbers from `min` up: below it, clap's error names the flag and
+/// says "must be at least MIN".
+pub fn at_least<T>(min: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    move |text| match text.parse::<T>() {
+        Ok(n) if n >= min => Ok(n),
+        Ok(_) => Err(format!("must be at least {min}")),
+        Err(e) => Err(e.to_string()),
+    }
 }

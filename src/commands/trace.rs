@@ -2,7 +2,6 @@
 //! ([`cwm_bench::pipeline::trace`], docs/traces.md).
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use cwm_bench::pipeline::trace::{self, TraceLimits};
 use cwm_bench::pipeline::with_cleanup;
 use cwm_bench::PipelineError;
 
-use super::shared::DatasetArgs;
+use super::shared::{at_least, temp_beside, DatasetArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct TraceArgs {
@@ -29,20 +28,20 @@ pub struct TraceArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Events per example before it is cut (at least 1).
-    #[arg(long, default_value_t = TraceLimits::default().max_events as u64, value_parser = at_least(1))]
-    pub max_events: u64,
+    #[arg(long, default_value_t = TraceLimits::default().max_events, value_parser = at_least(1usize))]
+    pub max_events: usize,
     /// Characters of a repr before it is cut, with `...` (at least 8).
-    #[arg(long, default_value_t = TraceLimits::default().max_repr as u64, value_parser = at_least(8))]
-    pub max_repr: u64,
+    #[arg(long, default_value_t = TraceLimits::default().max_repr, value_parser = at_least(8usize))]
+    pub max_repr: usize,
     /// Nesting of traced repository calls beyond which calls are not traced (at least 1).
-    #[arg(long, default_value_t = TraceLimits::default().max_depth as u64, value_parser = at_least(1))]
-    pub max_depth: u64,
+    #[arg(long, default_value_t = TraceLimits::default().max_depth, value_parser = at_least(1usize))]
+    pub max_depth: usize,
     /// Examples per test before tracing stops (at least 1).
-    #[arg(long, default_value_t = TraceLimits::default().max_examples as u64, value_parser = at_least(1))]
-    pub max_examples: u64,
+    #[arg(long, default_value_t = TraceLimits::default().max_examples, value_parser = at_least(1usize))]
+    pub max_examples: usize,
     /// Seconds per test before tracing stops; the test may then run on untraced for 30 s
     /// more (at least 1).
-    #[arg(long, default_value_t = TraceLimits::default().timeout.as_secs(), value_parser = at_least(1))]
+    #[arg(long, default_value_t = TraceLimits::default().timeout.as_secs(), value_parser = at_least(1u64))]
     pub timeout: u64,
 }
 
@@ -60,13 +59,13 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         )?),
     };
     let limits = TraceLimits {
-        max_events: args.max_events as usize,
-        max_repr: args.max_repr as usize,
-        max_depth: args.max_depth as usize,
-        max_examples: args.max_examples as usize,
+        max_events: args.max_events,
+        max_repr: args.max_repr,
+        max_depth: args.max_depth,
+        max_examples: args.max_examples,
         timeout: Duration::from_secs(args.timeout),
     };
-    let temp = output_beside(&args.out)?;
+    let temp = temp_beside(&args.out)?;
     let mut out = std::io::BufWriter::new(temp);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let label = format!("trace-{}", std::process::id());
@@ -127,29 +126,6 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     Ok(tally.report(&args.out, selected.len()))
 }
 
-/// A temporary file beside `out` (its folder made if missing), renamed over it once the run
-/// is done, so a run stopped by an error leaves an earlier file as it was. Readable by all,
-/// as other outputs are.
-fn output_beside(out: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
-    anyhow::ensure!(
-        !out.is_dir(),
-        "--out {} is a folder; give the path of the JSON Lines file to write",
-        out.display()
-    );
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("--out: creating the folder {}", dir.display()))?;
-    let temp = tempfile::Builder::new()
-        .prefix(".cwm-bench-trace-")
-        .permissions(std::fs::Permissions::from_mode(0o644))
-        .tempfile_in(&dir)
-        .with_context(|| format!("--out: cannot write in {}", dir.display()))?;
-    Ok(temp)
-}
-
 /// A `--tests` id: not empty, without surrounding blanks.
 fn test_id(text: &str) -> Result<String, String> {
     let id = text.trim();
@@ -159,11 +135,6 @@ fn test_id(text: &str) -> Result<String, String> {
         );
     }
     Ok(id.to_string())
-}
-
-/// A clap parser of whole numbers from `min` up.
-fn at_least(min: u64) -> clap::builder::RangedU64ValueParser<u64> {
-    clap::value_parser!(u64).range(min..)
 }
 
 /// What the run traced, the instances it could not, and the tests that gave no example.

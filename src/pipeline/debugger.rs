@@ -137,48 +137,24 @@ fn repo_of(instance_id: &str) -> String {
     name.replacen("__", "/", 1)
 }
 
-/// A rate of right answers with its 95% Wilson interval ([`Estimate::of_proportion`]); the
-/// mean and bounds are absent (`null` in JSON, `-` in the table) when no score of the group
-/// has the field (`n` is 0), so a rate never measured does not read as 0%.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Rate {
-    /// Scores of the group that have the field.
-    pub n: usize,
-    pub mean: Option<f64>,
-    pub low: Option<f64>,
-    pub high: Option<f64>,
+/// A rate of right answers with its 95% Wilson interval ([`Estimate::of_proportion`]);
+/// `None` (`null` in JSON, `-` in the table) when no score of the group has the field, so a
+/// rate never measured does not read as 0%.
+pub type Rate = Option<Estimate>;
+
+/// The rate of `true` among `outcomes`.
+fn rate_of(outcomes: impl IntoIterator<Item = bool>) -> Rate {
+    let (mut hits, mut n) = (0, 0);
+    for right in outcomes {
+        n += 1;
+        hits += usize::from(right);
+    }
+    Estimate::of_proportion(hits, n)
 }
 
-impl Rate {
-    /// The rate of `true` among `outcomes`.
-    pub fn of(outcomes: impl IntoIterator<Item = bool>) -> Rate {
-        let (mut hits, mut n) = (0, 0);
-        for right in outcomes {
-            n += 1;
-            hits += usize::from(right);
-        }
-        let estimate = Estimate::of_proportion(hits, n);
-        Rate {
-            n,
-            mean: estimate.map(|e| e.mean),
-            low: estimate.map(|e| e.low),
-            high: estimate.map(|e| e.high),
-        }
-    }
-
-    /// `41.2% (95% CI 35.0-47.4%)`, or `-` when nothing was measured.
-    pub fn percent(&self) -> String {
-        match (self.mean, self.low, self.high) {
-            (Some(mean), Some(low), Some(high)) => Estimate {
-                mean,
-                low,
-                high,
-                n: self.n,
-            }
-            .percent(),
-            _ => "-".to_string(),
-        }
-    }
+/// `41.2% (95% CI 35.0-47.4%)`, or `-` when nothing was measured.
+fn percent(rate: &Rate) -> String {
+    rate.map_or_else(|| "-".to_string(), |e| e.percent())
 }
 
 /// Rates of a group of scores, each with its 95% interval.
@@ -196,8 +172,7 @@ pub struct Rates {
 
 impl Rates {
     pub fn of(scores: &[&Score]) -> Rates {
-        let rate =
-            |f: &dyn Fn(&Score) -> Option<bool>| Rate::of(scores.iter().filter_map(|s| f(s)));
+        let rate = |f: &dyn Fn(&Score) -> Option<bool>| rate_of(scores.iter().filter_map(|s| f(s)));
         Rates {
             n: scores.len(),
             next_line: rate(&|s| Some(s.next_line)),
@@ -273,11 +248,11 @@ impl Report {
                 "{:<28} {:>5}  {:>24}  {:>24}  {:>24}  {:>24}  {:>24}\n",
                 name,
                 r.n,
-                r.next_line.percent(),
-                r.changed_locals.percent(),
-                r.value.percent(),
-                r.whole_frame.percent(),
-                r.valid_line.percent()
+                percent(&r.next_line),
+                percent(&r.changed_locals),
+                percent(&r.value),
+                percent(&r.whole_frame),
+                percent(&r.valid_line)
             )
         };
         out.push_str(&row("all", &self.overall));
@@ -394,22 +369,13 @@ mod tests {
         // Three line frames, all right: no collapse to 100.0-100.0%.
         let report = Report::of(vec![right.clone(), right.clone(), right], TraceTokens::Text);
         let all = &report.overall;
-        assert_eq!((all.next_line.n, all.next_line.mean), (3, Some(1.0)));
-        assert_eq!(all.next_line.high, Some(1.0));
-        assert!(all.next_line.low.unwrap() < 0.6, "{:?}", all.next_line);
+        let next_line = all.next_line.unwrap();
+        assert_eq!((next_line.n, next_line.mean, next_line.high), (3, 1.0, 1.0));
+        assert!(next_line.low < 0.6, "{next_line:?}");
         // No return or exception frame: the value rate was not measured.
-        assert_eq!(
-            all.value,
-            Rate {
-                n: 0,
-                mean: None,
-                low: None,
-                high: None
-            }
-        );
+        assert_eq!(all.value, None);
         let json = serde_json::to_value(&report).unwrap();
-        assert_eq!(json["overall"]["value"]["n"], 0);
-        assert!(json["overall"]["value"]["mean"].is_null(), "{json}");
+        assert!(json["overall"]["value"].is_null(), "{json}");
         assert_eq!(json["overall"]["next_line"]["mean"], 1.0);
         let table = report.table();
         let row = table.lines().nth(1).unwrap();
